@@ -147,9 +147,13 @@ def check_compatible(data: dict, meta: dict, path="checkpoint") -> None:
                                   f"the scene has n_envs={meta['n_envs']}")
         if file_meta.get("fingerprint") != meta["fingerprint"]:
             diffs = describe_differences(file_meta.get("scene"), meta["scene"], "scene")
-            diffs += describe_differences(file_meta.get("layout"), meta["layout"], "layout")
+            diffs += describe_differences(_by_key(file_meta.get("layout")), _by_key(meta["layout"]), "layout")
             raise CheckpointError(f"{path} was saved for another scene: " + "; ".join(diffs[:5] or ["fingerprint differs"]))
     check_arrays(data["arrays"], meta["layout"], meta["n_envs"], what=str(path))
+
+
+def _by_key(field_layout) -> dict:
+    return {k: {"shape": list(shape), "dtype": dt} for k, shape, dt in field_layout or []}
 
 
 def describe_differences(saved, current, where: str) -> list[str]:
