@@ -9,16 +9,17 @@ def _child(queue, init_kwargs, fn, args):
         import sim as gs
         import toy_solver  # noqa: F401
 
-        gs.init(**init_kwargs)
+        if init_kwargs is not None:
+            gs.init(**init_kwargs)
         queue.put(("ok", fn(*args)))
     except BaseException as e:  # report any failure to the parent
         queue.put(("error", f"{type(e).__name__}: {e}\n{traceback.format_exc()}"))
 
 
-def run_isolated(fn, *args, timeout=600, **init_kwargs):
-    """fn(*args) in a new spawned process after gs.init(**init_kwargs); returns its (picklable)
-    result or raises AssertionError with the child's traceback."""
-    init_kwargs.setdefault("backend", "cpu")
+def run_isolated(fn, *args, timeout=600, call_init=True, **init_kwargs):
+    """fn(*args) in a new spawned process after gs.init(**init_kwargs) (skipped if call_init is
+    False); returns its (picklable) result or raises AssertionError with the child's traceback."""
+    init_kwargs = dict(init_kwargs, backend=init_kwargs.get("backend", "cpu")) if call_init else None
     ctx = mp.get_context("spawn")
     queue = ctx.Queue()
     proc = ctx.Process(target=_child, args=(queue, init_kwargs, fn, args))

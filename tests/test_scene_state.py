@@ -7,6 +7,7 @@ import pytest
 import torch
 
 import sim as gs
+from isolated import run_isolated
 
 N = 6
 
@@ -198,6 +199,18 @@ def test_several_scenes_in_one_process_are_independent():
     b.reset()
     assert_states_equal(b.get_state(), b_init)
     assert a.t == 5 and b.t == 0
+
+
+def _scene_before_init():
+    from sim import runtime
+
+    assert not runtime.is_initialized()
+    make_scene(n_envs=2)
+    return runtime.config().backend, runtime.config().precision
+
+
+def test_api_before_init_initialises_the_cpu_default():
+    assert run_isolated(_scene_before_init, call_init=False) == ("cpu", "32")
 
 
 def test_init_twice_same_is_harmless_conflicting_raises():
