@@ -136,6 +136,14 @@ class Scene:
         else:
             self._store.write_rows({k: v[idx] for k, v in arrays.items()}, idx)
 
+    def reset_rows(self, arrays: dict[str, np.ndarray], envs_idx) -> None:
+        """Give env envs_idx[i] row i of every array (each (len(envs_idx), *per_env_shape)); `t` is
+        kept. The partial reset for a caller holding only the selected rows (a genesis_dist shard)."""
+        self._require_built()
+        idx = normalize_envs_idx(envs_idx, self.n_envs)
+        checkpoint.check_arrays(arrays, self._meta["layout"], len(idx))
+        self._store.write_rows(arrays, idx)
+
     # ------------------------------------------------------------------ checkpoints
     def save_checkpoint(self, path) -> None:
         """Write the state to one file, atomically (see sim.checkpoint)."""
