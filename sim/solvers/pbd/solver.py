@@ -1,0 +1,259 @@
+"""PBD solver: XPBD cloth and loose particles, batched over environments (env axis first).
+
+Each scene substep is split into `PBDOptions.substeps` small steps ("small steps" XPBD,
+Macklin et al. 2019): predict positions under gravity, project every distance constraint
+`iterations` times by graph-coloured Gauss-Seidel, push particles out of the floor with
+position-based friction, and take velocities from the position change. There are no atomics,
+so every run is bit-reproducible whatever the thread count.
+
+Particles with `free == 0` are pinned: they have infinite mass, do not move, and hold
+whatever they are attached to. `free` is per env and part of the state, so reset restores it.
+Loose particles (PBD.Particle) feel gravity and the floor but not each other.
+"""
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+import taichi as ti
+
+from sim import morphs, runtime
+from sim.solvers.base import FLOAT, FieldSpec, Solver, register_solver
+from sim.solvers.pbd.constraints import colour, grid_triangles, stretch_and_bending_pairs
+from sim.solvers.vertex_entity import VertexEntity, place
+
+MAX_COLOURS = 24  # colour loops are unrolled in the projection kernel; a grid cloth needs about 12
+
+
+def _check(name, value, low, low_inclusive=True):
+    ok = math.isfinite(value) and (value >= low if low_inclusive else value > low)
+    if not ok:
+        raise ValueError(f"{name} must be a finite number {'>=' if low_inclusive else '>'} {low}, got {value!r}")
+
+
+def _check_int(name, value):
+    if isinstance(value, bool) or int(value) != value or value < 1:
+        raise ValueError(f"{name} must be an int >= 1, got {value!r}")
+
+
+@dataclass(frozen=True)
+class PBDOptions:
+    """substeps: XPBD steps per scene substep; iterations: constraint passes per step;
+    particle_size: spacing of loose particles sampled in a Box (m); floor_height: z of the
+    floor plane, None for no floor; friction: floor friction coefficient; damping: velocity
+    damping rate (1/s)."""
+
+    substeps: int = 10
+    iterations: int = 1
+    particle_size: float = 0.02
+    floor_height: float | None = 0.0
+    friction: float = 0.5
+    damping: float = 0.0
+
+    def __post_init__(self):
+        _check_int("PBDOptions.substeps", self.substeps)
+        _check_int("PBDOptions.iterations", self.iterations)
+        _check("PBDOptions.particle_size", self.particle_size, 0.0, low_inclusive=False)
+        if self.floor_height is not None:
+            _check("PBDOptions.floor_height", self.floor_height, -math.inf)
+        _check("PBDOptions.friction", self.friction, 0.0)
+        _check("PBDOptions.damping", self.damping, 0.0)
+
+
+@dataclass(frozen=True)
+class Cloth:
+    """Cloth on a gs.morphs.Cloth sheet. rho: areal density (kg/m^2); compliances are XPBD's
+    inverse stiffness (m/N): 0 makes edges inextensible."""
+
+    rho: float = 0.2
+    stretch_compliance: float = 0.0
+    bending_compliance: float = 1e-3
+
+    def __post_init__(self):
+        _check("PBD.Cloth.rho", self.rho, 0.0, low_inclusive=False)
+        _check("PBD.Cloth.stretch_compliance", self.stretch_compliance, 0.0)
+        _check("PBD.Cloth.bending_compliance", self.bending_compliance, 0.0)
+
+
+@dataclass(frozen=True)
+class Particle:
+    """Loose particles filling a gs.morphs.Box, spaced PBDOptions.particle_size apart; rho in kg/m^3."""
+
+    rho: float = 1000.0
+
+    def __post_init__(self):
+        _check("PBD.Particle.rho", self.rho, 0.0, low_inclusive=False)
+
+
+class PBDEntity(VertexEntity):
+    """A cloth sheet or a block of loose particles. Cloth vertex (i, j) (i along x) is
+    particle j * res[0] + i."""
+
+    def __init__(self, solver, morph, material, start, rest_pos, mass, pairs, compliance):
+        super().__init__(solver, morph, material, start, rest_pos)
+        self.mass = mass
+        self.pairs = pairs            # (c, 2) entity-local constraint vertices
+        self.compliance = compliance  # (c,)
+
+    @property
+    def n_particles(self) -> int:
+        return self.n_vertices
+
+    def set_free(self, particles=None, free: bool = True, envs_idx=None) -> None:
+        """Pin (free=False) or release particles in the selected envs. A pinned particle stays
+        where it is and its velocity is zero from the next step on."""
+        self._set_flag("free", particles, free, envs_idx)
+
+
+def _cloth(morph: morphs.Cloth, material: Cloth):
+    nx, ny = morph.res
+    xs = np.linspace(-morph.size[0] / 2, morph.size[0] / 2, nx)
+    ys = np.linspace(-morph.size[1] / 2, morph.size[1] / 2, ny)
+    gx, gy = np.meshgrid(xs, ys, indexing="xy")
+    rest = place(np.stack([gx.ravel(), gy.ravel(), np.zeros(nx * ny)], 1), morph.pos)
+    edges, bending = stretch_and_bending_pairs(grid_triangles(nx, ny))
+    compliance = np.concatenate([np.full(len(edges), material.stretch_compliance),
+                                 np.full(len(bending), material.bending_compliance)])
+    mass = material.rho * morph.size[0] * morph.size[1] / (nx * ny)
+    return rest, mass, np.concatenate([edges, bending]), compliance
+
+
+def _particles(morph: morphs.Box, material: Particle, spacing: float):
+    counts = [max(1, int(round(s / spacing))) for s in morph.size]
+    axes = [(np.arange(n) + 0.5) * (s / n) - s / 2 for n, s in zip(counts, morph.size)]
+    grid = np.stack(np.meshgrid(*axes, indexing="ij"), -1).reshape(-1, 3)
+    mass = material.rho * float(np.prod(morph.size)) / len(grid)
+    return place(grid, morph.pos, morph.quat), mass, np.zeros((0, 2), np.int64), np.zeros(0)
+
+
+@ti.data_oriented
+class PBDSolver(Solver):
+    name = "PBDSolver"
+    options_cls = PBDOptions
+    options_kwarg = "pbd_options"
+    materials = {"PBD.Cloth": Cloth, "PBD.Particle": Particle}
+
+    def add_entity(self, morph, material):
+        if isinstance(material, Cloth):
+            if not isinstance(morph, morphs.Cloth):
+                raise TypeError(f"PBD.Cloth needs a gs.morphs.Cloth, got {type(morph).__name__}")
+            rest, mass, pairs, compliance = _cloth(morph, material)
+        elif isinstance(material, Particle):
+            if not isinstance(morph, morphs.Box):
+                raise TypeError(f"PBD.Particle needs a gs.morphs.Box, got {type(morph).__name__}")
+            rest, mass, pairs, compliance = _particles(morph, material, self.options.particle_size)
+        else:
+            raise TypeError(f"PBD solver takes PBD.Cloth or PBD.Particle, got {type(material).__name__}")
+        entity = PBDEntity(self, morph, material, self.n_particles, rest, mass, pairs, compliance)
+        self.entities.append(entity)
+        return entity
+
+    @property
+    def n_particles(self) -> int:
+        return sum(e.n_vertices for e in self.entities)
+
+    def state_specs(self):
+        n = self.n_particles
+        return [FieldSpec("pos", (n,), FLOAT, (3,)), FieldSpec("vel", (n,), FLOAT, (3,)),
+                FieldSpec("free", (n,), "int32")]
+
+    # ------------------------------------------------------------------ build
+    def build(self, n_envs, batch, state):
+        self.state = state
+        self.pos, self.vel, self.free = state["pos"], state["vel"], state["free"]
+        n = self.n_particles
+        pairs = np.concatenate([e.pairs + e.start for e in self.entities]).astype(np.int32)
+        compliance = np.concatenate([e.compliance for e in self.entities])
+        colours = colour(pairs, n)
+        if len(pairs) and colours.max() >= MAX_COLOURS:
+            raise ValueError(f"the cloth constraints need {colours.max() + 1} colours, more than {MAX_COLOURS}")
+        order = np.argsort(colours, kind="stable")
+        pairs, compliance = pairs[order], compliance[order]
+        bounds = np.searchsorted(colours[order], np.arange(colours.max(initial=-1) + 2)).tolist()
+        self._colour_ranges = tuple(zip(bounds[:-1], bounds[1:]))  # baked into this instance's kernel
+        m = max(len(pairs), 1)  # Taichi fields cannot be empty
+        rest = np.concatenate([e.rest_pos for e in self.entities])
+
+        self.pairs = ti.Vector.field(2, ti.i32, shape=m)
+        self.rest_length = ti.field(float, shape=m)
+        self.compliance = ti.field(float, shape=m)
+        self.lam = ti.field(float, shape=(batch, m))
+        self.gravity = ti.Vector.field(3, float, shape=())
+        self.inv_mass = ti.field(float, shape=n)
+        self.prev = ti.Vector.field(3, float, shape=(batch, n))
+
+        np_float = runtime.config().np_float
+        padded = np.zeros((m, 2), np.int32)
+        padded[:len(pairs)] = pairs
+        lengths = np.linalg.norm(rest[padded[:, 0]] - rest[padded[:, 1]], axis=1)
+        self.pairs.from_numpy(padded)
+        self.rest_length.from_numpy(lengths.astype(np_float))
+        self.compliance.from_numpy(np.pad(compliance, (0, m - len(compliance))).astype(np_float))
+        self.gravity[None] = self.sim_options.gravity
+        self.inv_mass.from_numpy(np.concatenate(
+            [np.full(e.n_vertices, 1.0 / e.mass) for e in self.entities]).astype(np_float))
+        self.pos.from_numpy(np.broadcast_to(rest, (batch, n, 3)).astype(np_float))
+        self.free.fill(1)
+
+    # ------------------------------------------------------------------ kernels
+    @ti.kernel
+    def _predict(self, dt: float):
+        for b, i in self.pos:
+            self.prev[b, i] = self.pos[b, i]
+            if self.free[b, i]:
+                self.vel[b, i] += dt * self.gravity[None]
+                self.pos[b, i] += dt * self.vel[b, i]
+        for b, k in self.lam:
+            self.lam[b, k] = 0.0
+
+    @ti.kernel
+    def _project(self, dt: float):
+        for start, end in ti.static(self._colour_ranges):
+            for b, k in ti.ndrange(self.pos.shape[0], (start, end)):
+                i, j = self.pairs[k][0], self.pairs[k][1]
+                wi = self.inv_mass[i] * self.free[b, i]
+                wj = self.inv_mass[j] * self.free[b, j]
+                d = self.pos[b, i] - self.pos[b, j]
+                length = d.norm()
+                if wi + wj > 0 and length > 1e-9:
+                    alpha = self.compliance[k] / (dt * dt)
+                    dlam = (self.rest_length[k] - length - alpha * self.lam[b, k]) / (wi + wj + alpha)
+                    self.lam[b, k] += dlam
+                    n = d / length
+                    self.pos[b, i] += wi * dlam * n
+                    self.pos[b, j] -= wj * dlam * n
+
+    @ti.kernel
+    def _finish(self, dt: float, has_floor: ti.i32, floor: float, friction: float, keep: float):
+        for b, i in self.pos:
+            if self.free[b, i]:
+                p = self.pos[b, i]
+                if has_floor and p[2] < floor:
+                    depth = floor - p[2]
+                    p[2] = floor
+                    slide = ti.Vector([p[0] - self.prev[b, i][0], p[1] - self.prev[b, i][1]])
+                    slide_len = slide.norm()
+                    scale = 0.0  # static friction holds the particle
+                    if slide_len > friction * depth:
+                        scale = 1.0 - friction * depth / slide_len
+                    p[0] = self.prev[b, i][0] + scale * slide[0]
+                    p[1] = self.prev[b, i][1] + scale * slide[1]
+                    self.pos[b, i] = p
+                self.vel[b, i] = keep * (p - self.prev[b, i]) / dt
+            else:
+                self.vel[b, i] = ti.Vector([0.0, 0.0, 0.0])
+
+    def step(self):
+        o = self.options
+        n_steps = self.sim_options.substeps * o.substeps
+        dt = self.sim_options.dt / n_steps
+        floor = 0.0 if o.floor_height is None else o.floor_height
+        keep = math.exp(-o.damping * dt)
+        for _ in range(n_steps):
+            self._predict(dt)
+            for _ in range(o.iterations):
+                self._project(dt)
+            self._finish(dt, int(o.floor_height is not None), floor, o.friction, keep)
+
+
+register_solver(PBDSolver)
