@@ -1,0 +1,26 @@
+"""Which Ray to use: an already-initialised one, the cluster at RAY_ADDRESS, or an embedded local one."""
+
+from __future__ import annotations
+
+import math
+import os
+
+import ray
+
+EMBEDDED_OBJECT_STORE_BYTES = 512 * 2**20
+
+
+def connect(min_cpus: float) -> None:
+    """Make sure this process is connected to Ray.
+
+    An embedded local Ray is kept small: no dashboard, just enough logical CPUs for the shards
+    (at least the machine's count), a 512 MiB object store (Ray spills to disk beyond it).
+    Tune it by calling `ray.init(...)` yourself before building a DistributedScene.
+    """
+    if ray.is_initialized():
+        return
+    if os.environ.get("RAY_ADDRESS"):
+        ray.init(address=os.environ["RAY_ADDRESS"])
+        return
+    ray.init(num_cpus=max(math.ceil(min_cpus), os.cpu_count() or 1), include_dashboard=False,
+             object_store_memory=EMBEDDED_OBJECT_STORE_BYTES, configure_logging=False)

@@ -1,0 +1,286 @@
+"""DistributedScene: the sim.Scene API over N shard actors, with global env indices.
+
+Every request is validated in the driver, against the global layout, before any shard is
+called, so bad input changes nothing. Checkpoints are the format of `sim.checkpoint`, merged
+into one file exactly as a single sim.Scene with the same n_envs writes it, and split again on
+load for whatever layout the loading scene has.
+"""
+
+from __future__ import annotations
+
+import cloudpickle
+import numpy as np
+import ray
+from ray.util.placement_group import placement_group, remove_placement_group
+from ray.util.scheduling_strategies import PlacementGroupSchedulingStrategy
+
+from sim import checkpoint
+from sim.envs_idx import normalize_envs_idx
+from sim.state import SimState
+from genesis_dist import ray_session
+from genesis_dist.errors import ShardDiedError, ShardError
+from genesis_dist.layout import Layout
+from genesis_dist.shard import Shard
+
+_ShardActor = ray.remote(max_restarts=0, max_task_retries=0)(Shard)
+STRATEGIES = ("SPREAD", "PACK", "STRICT_SPREAD", "STRICT_PACK")
+_RESOURCE_KEYS = {"num_cpus", "num_gpus", "memory", "resources"}
+
+
+def _bundle(resources: dict | None, backend: str | None) -> dict:
+    """Placement-group bundle for one shard from `resources_per_shard`."""
+    res = dict(resources or {})
+    unknown = sorted(set(res) - _RESOURCE_KEYS)
+    if unknown:
+        raise ValueError(f"resources_per_shard has unknown keys {unknown}; allowed: {sorted(_RESOURCE_KEYS)}")
+    amounts = {"CPU": res.get("num_cpus", 1), "GPU": res.get("num_gpus", 1 if backend == "gpu" else 0),
+               "memory": res.get("memory", 0), **dict(res.get("resources") or {})}
+    for name, value in amounts.items():
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
+            raise ValueError(f"resources_per_shard: {name} must be a number >= 0, got {value!r}")
+    if backend == "gpu" and amounts["GPU"] <= 0:
+        raise ValueError("backend='gpu' needs resources_per_shard={'num_gpus': > 0}")
+    bundle = {k: v for k, v in amounts.items() if v > 0}
+    if not bundle:
+        raise ValueError("resources_per_shard reserves nothing; give each shard some num_cpus or num_gpus")
+    return bundle
+
+
+class DistributedScene:
+    """A scene of `n_envs` envs split over `n_shards` Ray actors (see DESIGN.md).
+
+    build_scene(n_envs) runs in every shard, after gs.init, and returns a built sim.Scene.
+    backend: None picks gs.gpu in a shard exactly when Ray gave it a GPU; "cpu" / "gpu" force one.
+    resources_per_shard: {"num_cpus": 1, "num_gpus": 0.25, "memory": bytes, "resources": {...}}.
+    placement_strategy: "SPREAD" (default; across nodes where it can), "PACK", or the STRICT_ forms.
+    """
+
+    def __init__(self, build_scene, n_envs: int, n_shards: int = 1, *, backend: str | None = None,
+                 precision: str = "32", deterministic: bool = False, seed: int = 0,
+                 resources_per_shard: dict | None = None, placement_strategy: str = "SPREAD",
+                 placement_timeout_s: float = 120.0):
+        if not callable(build_scene):
+            raise TypeError(f"build_scene must be a function build_scene(n_envs) -> sim.Scene, got {build_scene!r}")
+        self._start(("scene", build_scene, None), n_envs, n_shards, backend, precision, deterministic, seed,
+                    resources_per_shard, placement_strategy, placement_timeout_s)
+
+    @classmethod
+    def for_task(cls, task_cls, task_cfg: dict | None, n_envs: int, n_shards: int = 1, **kwargs) -> "DistributedScene":
+        """A scene whose shards each run `task_cls(n_local_envs, task_cfg, env_offset)` (see VecEnv)."""
+        self = cls.__new__(cls)
+        defaults = dict(backend=None, precision="32", deterministic=False, seed=0, resources_per_shard=None,
+                        placement_strategy="SPREAD", placement_timeout_s=120.0)
+        unknown = sorted(set(kwargs) - set(defaults))
+        if unknown:
+            raise TypeError(f"unexpected keyword(s) {unknown}")
+        defaults.update(kwargs)
+        self._start(("task", task_cls, task_cfg), n_envs, n_shards, *defaults.values())
+        return self
+
+    # ------------------------------------------------------------------ start-up
+    def _start(self, payload, n_envs, n_shards, backend, precision, deterministic, seed, resources,
+               strategy, placement_timeout_s):
+        self._actors: list = []
+        self._pg = None
+        self.layout = Layout(n_envs, n_shards)
+        if backend not in (None, "cpu", "gpu"):
+            raise ValueError(f"backend must be None, 'cpu' or 'gpu', got {backend!r}")
+        if strategy not in STRATEGIES:
+            raise ValueError(f"placement_strategy must be one of {STRATEGIES}, got {strategy!r}")
+        self._bundle = _bundle(resources, backend)
+        self._payload = cloudpickle.dumps(payload)
+        self._init = {"precision": precision, "deterministic": deterministic, "seed": seed}
+        if backend is not None:
+            self._init["backend"] = backend
+        ray_session.connect(self._bundle.get("CPU", 0) * n_shards)
+        self._pg = placement_group([self._bundle] * n_shards, strategy=strategy)
+        try:
+            ray.get(self._pg.ready(), timeout=placement_timeout_s)
+        except ray.exceptions.GetTimeoutError:
+            self.shutdown()
+            raise RuntimeError(f"could not place {n_shards} shards of {self._bundle} ({strategy}) within "
+                               f"{placement_timeout_s:.0f} s; the cluster has {ray.cluster_resources()}") from None
+        self._actors = [self._spawn(s) for s in range(n_shards)]
+        try:
+            infos = self._run("info", what="building the scene")
+        except ShardError:
+            self.shutdown()
+            raise
+        self._adopt(infos)
+
+    def _spawn(self, shard: int):
+        """Create shard `shard`'s actor in its placement-group bundle (also how a lost shard is replaced)."""
+        lo, hi = self.layout.range(shard)
+        strategy = PlacementGroupSchedulingStrategy(self._pg, placement_group_bundle_index=shard)
+        return _ShardActor.options(num_cpus=self._bundle.get("CPU", 0), num_gpus=self._bundle.get("GPU", 0),
+                                   memory=self._bundle.get("memory"), scheduling_strategy=strategy,
+                                   resources={k: v for k, v in self._bundle.items() if k not in ("CPU", "GPU", "memory")},
+                                   ).remote(shard, hi - lo, lo, self._payload, self._init)
+
+    def restart_shard(self, shard: int) -> None:
+        """Replace shard `shard` (e.g. after ShardDiedError) by a freshly built one in the same
+        bundle. Its envs come back in their build-time state: restore the scene afterwards with
+        reset(state=...) or load_checkpoint(...)."""
+        if not 0 <= shard < self.n_shards:
+            raise ValueError(f"shard must be in 0..{self.n_shards - 1}, got {shard}")
+        ray.kill(self._actors[shard])
+        self._actors[shard] = self._spawn(shard)
+        info = self._run("info", shards=[shard], what="rebuilding the scene")[0]
+        if info["meta"]["fingerprint"] != self.fingerprint:
+            raise ShardError(shard, self._where(shard), "the rebuilt shard has a different scene fingerprint")
+        self.shard_info[shard] = {k: info[k] for k in ("backend", "node_id", "pid")}
+
+    def _adopt(self, infos: list[dict]) -> None:
+        fingerprints = [info["meta"]["fingerprint"] for info in infos]
+        for s, fp in enumerate(fingerprints):
+            if fp != fingerprints[0]:
+                diffs = checkpoint.describe_differences(infos[s]["meta"]["scene"], infos[0]["meta"]["scene"], "scene")
+                self.shutdown()
+                raise ShardError(s, self._where(s), "the build function built a different scene here than in "
+                                 "shard 0: " + "; ".join(diffs[:3] or ["fingerprint differs"]))
+        meta0 = infos[0]["meta"]
+        self._meta = checkpoint.make_meta(meta0["scene"], meta0["layout"], self.n_envs)
+        self._t = infos[0]["t"]
+        self.shard_info = [{k: info[k] for k in ("backend", "node_id", "pid")} for info in infos]
+        self.task_info = infos[0].get("task")
+
+    # ------------------------------------------------------------------ calling shards
+    def _where(self, shard: int) -> str:
+        lo, hi = self.layout.range(shard)
+        return f"shard {shard} of {self.n_shards} (envs {lo}..{hi - 1})"
+
+    def _run(self, method: str, args=None, shards=None, what: str | None = None) -> list:
+        """Call `method` on the given shards (default all) in parallel, one argument tuple per shard,
+        and wait for all of them; the first failure is raised as ShardError naming its shard."""
+        if not self._actors:
+            raise RuntimeError("this DistributedScene has been shut down")
+        shards = range(self.n_shards) if shards is None else shards
+        args = [()] * len(shards) if args is None else args
+        refs = [getattr(self._actors[s], method).remote(*a) for s, a in zip(shards, args)]
+        results, error = [], None
+        for s, ref in zip(shards, refs):
+            try:
+                results.append(self._fetch(s, ref, what or method))
+            except ShardError as e:
+                error = error or e
+        if error is not None:
+            raise error
+        return results
+
+    def _fetch(self, shard: int, ref, what: str):
+        """ray.get one shard's result; a failure becomes a ShardError naming the shard."""
+        try:
+            return ray.get(ref)
+        except ray.exceptions.RayActorError as e:
+            raise ShardDiedError(
+                shard, self._where(shard), f"{what} failed: the shard's actor is dead "
+                f"({type(e).__name__}: {str(e).splitlines()[0]}). Re-create the scene (or the shard) and "
+                f"restore it from a checkpoint.", e) from None
+        except ray.exceptions.RayTaskError as e:
+            cause = e.cause if e.cause is not None else e
+            raise ShardError(shard, self._where(shard), f"{what} raised {type(cause).__name__}: {cause}",
+                             cause) from cause
+
+    # ------------------------------------------------------------------ Scene API
+    @property
+    def n_envs(self) -> int:
+        return self.layout.n_envs
+
+    @property
+    def n_shards(self) -> int:
+        return self.layout.n_shards
+
+    @property
+    def t(self) -> int:
+        return self._t
+
+    @property
+    def fingerprint(self) -> str:
+        return self._meta["fingerprint"]
+
+    def checkpoint_meta(self) -> dict:
+        """The "meta" this scene writes: a single sim.Scene's with the same total n_envs."""
+        return self._meta
+
+    def step(self) -> None:
+        """Step every shard once, in parallel: one round trip."""
+        self._run("step")
+        self._t += 1
+
+    def get_state(self) -> SimState:
+        """The whole state in global env order. Filled shard by shard into preallocated arrays
+        (fetching the next shard while copying one), so the driver holds about one copy."""
+        arrays = {k: np.empty((self.n_envs, *shape), dtype=np.dtype(dt)) for k, shape, dt in self._meta["layout"]}
+        if not self._actors:
+            raise RuntimeError("this DistributedScene has been shut down")
+        pending = self._actors[0].get_state.remote()
+        for s in range(self.n_shards):
+            ref = pending
+            pending = self._actors[s + 1].get_state.remote() if s + 1 < self.n_shards else None
+            part = self._fetch(s, ref, "get_state")
+            lo, hi = self.layout.range(s)
+            for k, out in arrays.items():
+                out[lo:hi] = part[k]
+            del part, ref
+        return SimState(arrays, self._t, self.n_envs, self.fingerprint)
+
+    def reset(self, state: SimState | None = None, envs_idx=None) -> None:
+        """As sim.Scene.reset, with global indices. Validated once, globally; then only the shards
+        owning some of `envs_idx` are called, each with its local indices (and rows of `state`)."""
+        if state is not None:
+            if not isinstance(state, SimState):
+                raise TypeError(f"state must be a SimState (scene.get_state()), got {type(state).__name__}")
+            arrays = state.arrays()
+            checkpoint.check_arrays(arrays, self._meta["layout"], self.n_envs)
+        if envs_idx is None:
+            if state is None:
+                self._run("reset", [(None, None, None)] * self.n_shards)
+                self._t = 0
+                return
+            parts = {k: self.layout.split(v) for k, v in arrays.items()}
+            self._run("reset", [({k: p[s] for k, p in parts.items()}, state.t, None) for s in range(self.n_shards)])
+            self._t = state.t
+            return
+        idx = normalize_envs_idx(envs_idx, self.n_envs)
+        groups = self.layout.group(idx)
+        args = [(None if state is None else {k: v[idx[pos]] for k, v in arrays.items()}, None, local)
+                for _, local, pos in groups]
+        self._run("reset", args, shards=[s for s, _, _ in groups])
+
+    def save_checkpoint(self, path) -> None:
+        """One file, the same as a single sim.Scene with this n_envs writes (see sim.checkpoint)."""
+        state = self.get_state()
+        checkpoint.write(path, state.arrays(), state.t, self._meta)
+
+    def load_checkpoint(self, path) -> None:
+        """Load a file saved by any layout (or by a plain sim.Scene) and split it over these shards."""
+        data = checkpoint.read(path)
+        checkpoint.check_compatible(data, self._meta, path)
+        self.reset(SimState(data["arrays"], data["step_index"], self.n_envs))
+
+    def gather(self, fn) -> np.ndarray | list:
+        """fn(scene) in every shard (e.g. `lambda s: robot_of(s).get_dofs_position()`); arrays with
+        the env axis first are merged in global order, anything else comes back as a list."""
+        parts = self._run("apply", [(fn,)] * self.n_shards)
+        if all(isinstance(p, np.ndarray) for p in parts):
+            return self.layout.merge(parts)
+        return parts
+
+    # ------------------------------------------------------------------ lifetime
+    def shutdown(self) -> None:
+        """Stop the shard actors and free their placement group (Ray itself keeps running)."""
+        actors, self._actors = self._actors, []
+        for actor in actors:
+            ray.kill(actor)
+        if self._pg is not None:
+            remove_placement_group(self._pg)
+            self._pg = None
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.shutdown()
+
+    def __repr__(self):
+        return f"DistributedScene(n_envs={self.n_envs}, n_shards={self.n_shards}, sizes={self.layout.sizes}, t={self._t})"

@@ -1,0 +1,112 @@
+"""The shard actor: one process owning one scene shard (a contiguous range of envs) on one GPU or CPU.
+
+The coordinator validates every request before sending it, so a shard only executes. The
+actor keeps nothing the coordinator cannot rebuild: given the same payload it builds the same
+shard, and `reset(state)` restores it, so a dead shard can be re-created and restored.
+"""
+
+from __future__ import annotations
+
+import os
+
+import cloudpickle
+import numpy as np
+import ray
+
+import sim as gs
+from sim import checkpoint
+from genesis_dist.task import BUFFER_PREFIX, Task
+
+
+class Shard:
+    """Not used directly: `DistributedScene` wraps it with `ray.remote` and places it.
+
+    payload: cloudpickled ("scene", build_scene, None) or ("task", TaskClass, task_cfg).
+    init: gs.init keywords (precision, deterministic, seed, and backend if the user chose one);
+    by default the backend is gs.gpu exactly when Ray gave this actor a GPU.
+    """
+
+    def __init__(self, index: int, n_envs: int, env_offset: int, payload: bytes, init: dict):
+        self.index = index
+        self.n_envs = n_envs
+        self.task: Task | None = None
+        self._error = None
+        try:
+            init = dict(init)
+            backend = init.pop("backend", None) or (gs.gpu if ray.get_gpu_ids() else gs.cpu)
+            gs.init(backend=backend, **init)
+            kind, factory, cfg = cloudpickle.loads(payload)  # after gs.init: unpickling may build things
+            if kind == "task":
+                self.task = factory(n_envs, cfg, env_offset)
+                self.scene = self.task.scene
+            else:
+                self.scene = factory(n_envs)
+            self._check_scene()
+            self._init_buffers = self.task.buffer_arrays() if self.task else {}
+        except Exception as e:  # re-raised by info(), so the driver sees the real exception type
+            self._error = e
+
+    def _check_scene(self):
+        if not isinstance(self.scene, gs.Scene):
+            raise TypeError(f"the build function must return a sim.Scene, got {type(self.scene).__name__}")
+        if not self.scene.is_built or self.scene.n_envs != self.n_envs:
+            raise ValueError(f"the build function was asked for n_envs={self.n_envs} but returned a scene "
+                             f"{'built with n_envs=' + str(self.scene.n_envs) if self.scene.is_built else 'not built'}")
+
+    def info(self) -> dict:
+        """Checkpoint meta of this shard (scene + task buffers), where it runs, and the task's sizes."""
+        if self._error is not None:
+            raise self._error
+        meta = self.scene.checkpoint_meta()
+        if self.task is not None:
+            buffers = [[k, list(v.shape[1:]), v.dtype.str] for k, v in self._init_buffers.items()]
+            scene = {**meta["scene"], "task": type(self.task).__qualname__}
+            meta = checkpoint.make_meta(scene, meta["layout"] + buffers, self.n_envs)
+        out = {"meta": meta, "t": self.scene.t, "backend": gs.runtime.config().backend,
+               "node_id": ray.get_runtime_context().get_node_id(), "pid": os.getpid()}
+        if self.task is not None:
+            out["task"] = {"num_actions": self.task.num_actions,
+                           "max_episode_length": self.task.max_episode_length,
+                           "obs_shapes": {k: v.shape[1:] for k, v in self.task.observations().items()}}
+        return out
+
+    # ------------------------------------------------------------------ scene API
+    def step(self) -> int:
+        self.scene.step()
+        return self.scene.t
+
+    def get_state(self) -> dict[str, np.ndarray]:
+        arrays = self.scene.get_state().arrays()
+        if self.task is not None:
+            arrays.update(self.task.buffer_arrays())
+        return arrays
+
+    def reset(self, arrays: dict | None, t: int | None, envs_idx: np.ndarray | None) -> None:
+        """arrays None: the build-time state. envs_idx None: every env takes `arrays` (n_envs rows)
+        and t; else env envs_idx[i] takes row i of `arrays`."""
+        if arrays is None:
+            self.scene.reset(envs_idx=envs_idx)
+            buffers = self._init_buffers if envs_idx is None else {k: v[envs_idx] for k, v in self._init_buffers.items()}
+        else:
+            buffers = {k: v for k, v in arrays.items() if k.startswith(BUFFER_PREFIX)}
+            sim_arrays = {k: v for k, v in arrays.items() if not k.startswith(BUFFER_PREFIX)}
+            if envs_idx is None:
+                self.scene.reset(gs.SimState(sim_arrays, t, self.n_envs))
+            else:
+                self.scene.reset_rows(sim_arrays, envs_idx)
+        if self.task is not None:
+            self.task.write_buffers(buffers, envs_idx)
+
+    def apply(self, fn):
+        """fn(scene) in this shard; e.g. an observation query returning (n_envs, ...) arrays."""
+        return fn(self.scene)
+
+    # ------------------------------------------------------------------ task API
+    def task_step(self, actions: np.ndarray) -> dict:
+        return self.task.step(actions)
+
+    def task_observations(self) -> dict[str, np.ndarray]:
+        return self.task.observations()
+
+    def set_episode_length(self, episode_length: np.ndarray) -> None:
+        self.task.episode_length[:] = episode_length

@@ -1,0 +1,221 @@
+"""DistributedScene on a local Ray: spec snippets, resharding, partial resets, bad input, dead shards."""
+
+import concurrent.futures
+import os
+import pickle
+import re
+import signal
+import sys
+
+import cloudpickle
+import numpy as np
+import pytest
+import ray
+import torch
+
+import genesis_dist as gd
+import sim as gs
+from sim import checkpoint
+from spec_snippets import spec_blocks
+
+TESTS_DIR = os.path.dirname(os.path.abspath(__file__))
+SHARD_KW = dict(deterministic=True)  # like the test process: CPU, float32, deterministic
+cloudpickle.register_pickle_by_value(sys.modules[__name__])  # shards never import this module
+
+
+def build_toy(n_envs):
+    import toy_solver  # noqa: F401  (registers ToySolver in the shard)
+
+    scene = gs.Scene(sim_options=gs.options.SimOptions(dt=0.02))
+    scene.add_entity(gs.morphs.Box(pos=(0.0, 0.0, 0.3)), material=gs.materials.Toy.Points(n_points=3))
+    scene.build(n_envs=n_envs)
+    return scene
+
+
+def build_failing_on_five(n_envs):
+    if n_envs == 5:
+        raise ValueError("no scene for five envs")
+    return build_toy(n_envs)
+
+
+@pytest.fixture(scope="module", autouse=True)
+def local_ray():
+    ray.init(num_cpus=16, include_dashboard=False, object_store_memory=150 * 2**20, configure_logging=False,
+             log_to_driver=False, runtime_env={"env_vars": {"PYTHONPATH": TESTS_DIR}})
+    yield
+    ray.shutdown()
+
+
+@pytest.fixture(scope="module")
+def dscene():
+    with gd.DistributedScene(build_toy, n_envs=16, n_shards=3, **SHARD_KW) as scene:
+        yield scene
+
+
+def stepped(scene, n):
+    for _ in range(n):
+        scene.step()
+    return scene.get_state()
+
+
+def assert_states_equal(a, b):
+    assert a.t == b.t and set(a.keys()) == set(b.keys())
+    for key in a.keys():
+        assert a[key].dtype == b[key].dtype, key
+        np.testing.assert_array_equal(a[key], b[key], err_msg=key)
+
+
+def test_layout_and_placement(dscene):
+    assert dscene.layout.sizes == [6, 5, 5] and dscene.n_envs == 16 and dscene.n_shards == 3
+    assert [info["backend"] for info in dscene.shard_info] == ["cpu"] * 3
+    assert len({info["pid"] for info in dscene.shard_info}) == 3
+
+
+def on_distributed(code):
+    """A spec block with `gs.Scene() / add_entity / build()` replaced by a 3-shard DistributedScene."""
+    code, n_new = re.subn(r"(\w+) = gs\.Scene\(\)\n\w+ = \1\.add_entity\(.*\)\n\1\.build\(\)\n",
+                          r"\1 = gd.DistributedScene(build_scene, n_envs=16, n_shards=3, **SHARD_KW)\n", code)
+    code, n_build = re.subn(r"\w+\.build\(n_envs=\w+\)\n", "", code)
+    return code, n_new + n_build
+
+
+def test_spec_snippets_on_three_uneven_shards(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    blocks = spec_blocks()
+    ns = {"gd": gd, "build_scene": build_toy, "SHARD_KW": SHARD_KW}
+    code, n = on_distributed(blocks["Basic Save/Load"])
+    assert n == 2
+    exec(code, ns)
+    scene, scene2 = ns["scene"], ns["scene2"]
+    try:
+        assert scene.layout.sizes == [6, 5, 5] and scene.t == 100 and scene2.t == 100
+        assert_states_equal(scene.get_state(), scene2.get_state())
+    finally:
+        scene2.shutdown()
+
+    exec(blocks["State Objects"], ns)
+    assert scene.t == 100
+
+    rng = torch.Generator().manual_seed(0)
+    resets = []
+
+    def get_observations():
+        obs = torch.as_tensor(scene.gather(lambda s: s.get_state()["ToySolver.pos"]))
+        done = torch.rand(scene.n_envs, generator=rng) < 0.2
+        resets.append(int(done.sum()))
+        return obs, torch.zeros(scene.n_envs), done
+
+    ns.update(N=16, num_episodes=2, episode_length=5, get_observations=get_observations, torch=torch)
+    for name in ("RL Episode Resets", "Selective Environment Reset"):
+        code, n = on_distributed(blocks[name])
+        assert n == 1
+        exec(code, ns)
+    assert sum(resets) > 0 and scene.t == 0  # the selective block ends with reset() and partial resets
+
+    exec(blocks["Serialization for Transfer"], ns)
+    with open("state.pkl", "rb") as f:
+        assert_states_equal(pickle.load(f), scene.get_state())
+    scene.shutdown()
+
+
+def test_partial_reset_touches_exactly_those_envs_across_shard_boundaries(dscene):
+    dscene.reset()
+    init = dscene.get_state()
+    s0 = stepped(dscene, 3)
+    s1 = stepped(dscene, 4)
+    idx = [11, 5, 6, 15]  # shard 0's last env, shard 1's first, two in shard 2; unsorted
+    dscene.reset(state=s0, envs_idx=idx)
+    after = dscene.get_state()
+    assert after.t == s1.t
+    chosen = np.zeros(16, bool)
+    chosen[idx] = True
+    for key in s0.keys():
+        np.testing.assert_array_equal(after[key][chosen], s0[key][chosen], err_msg=key)
+        np.testing.assert_array_equal(after[key][~chosen], s1[key][~chosen], err_msg=key)
+    dscene.reset(envs_idx=torch.as_tensor(chosen))  # to the build-time state, by a torch mask
+    again = dscene.get_state()
+    for key in s0.keys():
+        np.testing.assert_array_equal(again[key][chosen], init[key][chosen], err_msg=key)
+        np.testing.assert_array_equal(again[key][~chosen], s1[key][~chosen], err_msg=key)
+
+
+def test_checkpoint_is_what_a_plain_scene_writes(dscene, tmp_path):
+    dscene.reset()
+    state = stepped(dscene, 5)
+    plain = build_toy(16)
+    plain.reset(state=state)
+    dscene.save_checkpoint(tmp_path / "dist.pkl")
+    plain.save_checkpoint(tmp_path / "plain.pkl")
+    dist, ref = checkpoint.read(tmp_path / "dist.pkl"), checkpoint.read(tmp_path / "plain.pkl")
+    assert set(dist) == set(ref) == {"timestamp", "step_index", "arrays", "meta"}
+    assert dist["step_index"] == ref["step_index"] == 5 and dist["meta"] == ref["meta"]
+    assert list(dist["arrays"]) == list(ref["arrays"])
+    for key, value in ref["arrays"].items():
+        got = dist["arrays"][key]
+        assert got.shape == value.shape and got.dtype == value.dtype, key
+        np.testing.assert_array_equal(got, value, err_msg=key)
+
+
+def test_reshard_3_2_1_plain_and_back_is_bit_identical(dscene, tmp_path):
+    dscene.reset()
+    stepped(dscene, 7)
+    dscene.reset(envs_idx=[1, 8, 12])  # make the envs differ in phase
+    path = tmp_path / "three.pkl"
+    dscene.save_checkpoint(path)
+    reference = stepped(dscene, 9)  # continuing without a save/load
+
+    for n_shards in (2, 1):
+        with gd.DistributedScene(build_toy, n_envs=16, n_shards=n_shards, **SHARD_KW) as other:
+            other.load_checkpoint(path)
+            assert other.t == 7
+            assert_states_equal(stepped(other, 9), reference)
+            if n_shards == 2:  # and back: a plain scene's checkpoint loads on 2 shards
+                plain = build_toy(16)
+                plain.load_checkpoint(path)
+                assert_states_equal(stepped(plain, 9), reference)
+                plain.save_checkpoint(tmp_path / "plain.pkl")
+                other.load_checkpoint(tmp_path / "plain.pkl")
+                assert_states_equal(other.get_state(), reference)
+                assert_states_equal(stepped(other, 2), stepped(plain, 2))
+
+
+def test_bad_input_changes_nothing(dscene, tmp_path):
+    dscene.reset()
+    before = stepped(dscene, 2)
+    with pytest.raises(ValueError, match="out of range"):
+        dscene.reset(envs_idx=[0, 16])
+    with pytest.raises(ValueError, match="duplicates"):
+        dscene.reset(state=before, envs_idx=[3, 9, 3])
+    with pytest.raises(TypeError, match="integers or a boolean mask"):
+        dscene.reset(envs_idx=np.array([1.0, 2.0]))
+    with pytest.raises(TypeError, match="must be a SimState"):
+        dscene.reset(state=before.arrays())
+    short = gs.SimState({k: v[:12] for k, v in before.arrays().items()}, before.t, 12)
+    with pytest.raises(gs.CheckpointError, match="n_envs=12"):
+        dscene.reset(state=short, envs_idx=[0])
+    build_toy(12).save_checkpoint(tmp_path / "twelve.pkl")
+    with pytest.raises(gs.CheckpointError, match="saved with n_envs=12, the scene has n_envs=16"):
+        dscene.load_checkpoint(tmp_path / "twelve.pkl")
+    assert_states_equal(dscene.get_state(), before)
+
+
+def test_build_function_raising_in_a_shard_names_it():
+    with pytest.raises(gd.ShardError, match=r"shard 2 of 3 \(envs 12\.\.16\).*ValueError: no scene for five envs") as info:
+        gd.DistributedScene(build_failing_on_five, n_envs=17, n_shards=3, **SHARD_KW)
+    assert info.value.shard == 2 and isinstance(info.value.cause, ValueError)
+
+
+def test_dead_shard_is_a_clear_error_and_can_be_replaced():
+    with gd.DistributedScene(build_toy, n_envs=7, n_shards=3, **SHARD_KW) as scene:
+        snapshot = stepped(scene, 3)
+        reference = stepped(scene, 2)
+        os.kill(scene.shard_info[2]["pid"], signal.SIGKILL)
+        with concurrent.futures.ThreadPoolExecutor(1) as pool:
+            scene.reset(envs_idx=[0, 3])  # shards 0 and 1 only: the dead shard is not called
+            with pytest.raises(gd.ShardDiedError, match=r"shard 2 of 3 \(envs 5\.\.6\).*dead"):
+                pool.submit(scene.step).result(timeout=120)
+            with pytest.raises(gd.ShardDiedError, match="shard 2 of 3"):
+                pool.submit(scene.reset, None, [6]).result(timeout=120)
+        scene.restart_shard(2)
+        scene.reset(state=snapshot)
+        assert_states_equal(stepped(scene, 2), reference)
