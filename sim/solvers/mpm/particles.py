@@ -1,0 +1,96 @@
+"""What the particle solvers (MPM, SPH) share: filling a morph with particles, the static
+planes of a scene, and entities whose particles can be switched on and off per env."""
+
+from dataclasses import dataclass
+
+import numpy as np
+import taichi as ti
+
+from sim.envs_idx import normalize_envs_idx
+import sim.morphs as morphs  # the module, not its names: sim.morphs may still be importing us
+
+
+def quat_to_matrix(quat) -> np.ndarray:
+    w, x, y, z = quat
+    return np.array([[1 - 2 * (y * y + z * z), 2 * (x * y - w * z), 2 * (x * z + w * y)],
+                     [2 * (x * y + w * z), 1 - 2 * (x * x + z * z), 2 * (y * z - w * x)],
+                     [2 * (x * z - w * y), 2 * (y * z + w * x), 1 - 2 * (x * x + y * y)]])
+
+
+def sample_morph(morph, spacing: float) -> tuple[np.ndarray, float]:
+    """Particle centres filling `morph` on a lattice of about `spacing`, and the volume each
+    particle stands for. A Box is cut into whole cells (its edges are kept exactly); a Sphere
+    keeps the cells of a cubic lattice centred on it whose centre lies inside."""
+    if isinstance(morph, morphs.Box):
+        counts = [max(1, int(round(s / spacing))) for s in morph.size]
+        axes = [((np.arange(n) + 0.5) / n - 0.5) * s for n, s in zip(counts, morph.size)]
+        local = np.stack(np.meshgrid(*axes, indexing="ij"), -1).reshape(-1, 3)
+        points = local @ quat_to_matrix(morph.quat).T + np.asarray(morph.pos)
+        return points, float(np.prod([s / n for n, s in zip(counts, morph.size)]))
+    if isinstance(morph, morphs.Sphere):
+        n = int(np.ceil(morph.radius / spacing))
+        axis = np.arange(-n, n + 1) * spacing
+        local = np.stack(np.meshgrid(axis, axis, axis, indexing="ij"), -1).reshape(-1, 3)
+        local = local[np.linalg.norm(local, axis=1) <= morph.radius]
+        return local + np.asarray(morph.pos), spacing ** 3
+    raise TypeError(f"particle solvers take gs.morphs.Box or gs.morphs.Sphere, got {type(morph).__name__}")
+
+
+def check_inside(points: np.ndarray, lower, upper, margin: float, what: str) -> None:
+    """Raise ValueError unless every point is at least `margin` inside the box [lower, upper]."""
+    low, high = np.asarray(lower) + margin, np.asarray(upper) - margin
+    if not (np.all(points >= low) and np.all(points <= high)):
+        raise ValueError(f"{what} reaches {points.min(0).round(4).tolist()}..{points.max(0).round(4).tolist()}, "
+                         f"outside the solver domain {low.round(4).tolist()}..{high.round(4).tolist()} "
+                         f"(bounds minus the boundary layer); enlarge lower_bound/upper_bound")
+
+
+def scene_planes(scene) -> tuple[np.ndarray, np.ndarray]:
+    """Points and unit normals (k, 3) of the scene's gs.morphs.Plane entities, whatever solver
+    holds them: particles treat them as static frictional walls."""
+    planes = [e.morph for e in scene.entities if isinstance(getattr(e, "morph", None), morphs.Plane)]
+    return (np.array([p.pos for p in planes], dtype=np.float64).reshape(-1, 3),
+            np.array([p.normal for p in planes], dtype=np.float64).reshape(-1, 3))
+
+
+@ti.kernel
+def _write_active(active: ti.template(), start: int, mask: ti.types.ndarray(dtype=ti.i32, ndim=1),
+                  envs: ti.types.ndarray(dtype=ti.i32, ndim=1)):
+    for e, i in ti.ndrange(envs.shape[0], mask.shape[0]):
+        active[envs[e], start + i] = mask[i]
+
+
+@dataclass(eq=False)
+class ParticleEntity:
+    """A body of particles [start, start + n_particles) of its solver's arrays."""
+
+    solver: object
+    morph: object
+    material: object
+    start: int
+    n_particles: int
+
+    @property
+    def particles(self) -> slice:
+        """The entity's slice of the particle axis of its solver's state arrays."""
+        return slice(self.start, self.start + self.n_particles)
+
+    def set_active(self, active, envs_idx=None) -> None:
+        """Switch particles on or off in every env, or only in `envs_idx`. `active` is a bool
+        for the whole body or a bool mask of length n_particles. Inactive particles keep their
+        position and velocity and exert no force; the change is state, so reset undoes it."""
+        mask = np.asarray(active)
+        if mask.dtype != bool:
+            raise TypeError(f"active must be a bool or a boolean mask, got dtype {mask.dtype}")
+        if mask.ndim == 0:
+            mask = np.full(self.n_particles, bool(mask))
+        elif mask.shape != (self.n_particles,):
+            raise ValueError(f"active mask has shape {mask.shape}, expected ({self.n_particles},)")
+        if self.solver.active is None:
+            raise RuntimeError("set_active needs a built scene (scene.build())")
+        n_envs = self.solver.scene.n_envs
+        if envs_idx is None:
+            envs = np.arange(max(n_envs, 1), dtype=np.int32)
+        else:
+            envs = normalize_envs_idx(envs_idx, n_envs)
+        _write_active(self.solver.active, self.start, mask.astype(np.int32), envs)
