@@ -102,7 +102,7 @@ class DistributedScene:
                                f"{placement_timeout_s:.0f} s; the cluster has {ray.cluster_resources()}") from None
         self._actors = [self._spawn(s) for s in range(n_shards)]
         try:
-            infos = self._run("info", what="building the scene")
+            infos = self.run_on_shards("info", what="building the scene")
         except ShardError:
             self.shutdown()
             raise
@@ -125,7 +125,7 @@ class DistributedScene:
             raise ValueError(f"shard must be in 0..{self.n_shards - 1}, got {shard}")
         ray.kill(self._actors[shard])
         self._actors[shard] = self._spawn(shard)
-        info = self._run("info", shards=[shard], what="rebuilding the scene")[0]
+        info = self.run_on_shards("info", shards=[shard], what="rebuilding the scene")[0]
         if info["meta"]["fingerprint"] != self.fingerprint:
             raise ShardError(shard, self._where(shard), "the rebuilt shard has a different scene fingerprint")
         self.shard_info[shard] = {k: info[k] for k in ("backend", "node_id", "pid")}
@@ -149,9 +149,10 @@ class DistributedScene:
         lo, hi = self.layout.range(shard)
         return f"shard {shard} of {self.n_shards} (envs {lo}..{hi - 1})"
 
-    def _run(self, method: str, args=None, shards=None, what: str | None = None) -> list:
-        """Call `method` on the given shards (default all) in parallel, one argument tuple per shard,
-        and wait for all of them; the first failure is raised as ShardError naming its shard."""
+    def run_on_shards(self, method: str, args=None, shards=None, what: str | None = None) -> list:
+        """Call the Shard actor's `method` on the given shards (default all) in parallel, one argument
+        tuple per shard, and wait for all of them; the first failure is raised as ShardError naming
+        its shard. The building block of every other call, for code that extends the shards."""
         if not self._actors:
             raise RuntimeError("this DistributedScene has been shut down")
         shards = range(self.n_shards) if shards is None else shards
@@ -204,7 +205,7 @@ class DistributedScene:
 
     def step(self) -> None:
         """Step every shard once, in parallel: one round trip."""
-        self._run("step")
+        self.run_on_shards("step")
         self._t += 1
 
     def get_state(self) -> SimState:
@@ -234,18 +235,18 @@ class DistributedScene:
             checkpoint.check_arrays(arrays, self._meta["layout"], self.n_envs)
         if envs_idx is None:
             if state is None:
-                self._run("reset", [(None, None, None)] * self.n_shards)
+                self.run_on_shards("reset", [(None, None, None)] * self.n_shards)
                 self._t = 0
                 return
             parts = {k: self.layout.split(v) for k, v in arrays.items()}
-            self._run("reset", [({k: p[s] for k, p in parts.items()}, state.t, None) for s in range(self.n_shards)])
+            self.run_on_shards("reset", [({k: p[s] for k, p in parts.items()}, state.t, None) for s in range(self.n_shards)])
             self._t = state.t
             return
         idx = normalize_envs_idx(envs_idx, self.n_envs)
         groups = self.layout.group(idx)
         args = [(None if state is None else {k: v[idx[pos]] for k, v in arrays.items()}, None, local)
                 for _, local, pos in groups]
-        self._run("reset", args, shards=[s for s, _, _ in groups])
+        self.run_on_shards("reset", args, shards=[s for s, _, _ in groups])
 
     def save_checkpoint(self, path) -> None:
         """One file, the same as a single sim.Scene with this n_envs writes (see sim.checkpoint)."""
@@ -258,10 +259,22 @@ class DistributedScene:
         checkpoint.check_compatible(data, self._meta, path)
         self.reset(SimState(data["arrays"], data["step_index"], self.n_envs))
 
+    def task_step(self, actions: np.ndarray) -> list[dict]:
+        """One RL step of every shard's Task (see VecEnv): `actions` (n_envs, num_actions) is split
+        by shard; returns each shard's results, in shard order. One round trip."""
+        if self.task_info is None:
+            raise RuntimeError("this scene runs no Task; build it with DistributedScene.for_task / gd.VecEnv")
+        expected = (self.n_envs, self.task_info["num_actions"])
+        if actions.shape != expected:
+            raise ValueError(f"actions have shape {tuple(actions.shape)}, expected {expected} (n_envs, num_actions)")
+        results = self.run_on_shards("task_step", [(part,) for part in self.layout.split(actions)], what="the task's step")
+        self._t += 1
+        return results
+
     def gather(self, fn) -> np.ndarray | list:
         """fn(scene) in every shard (e.g. `lambda s: robot_of(s).get_dofs_position()`); arrays with
         the env axis first are merged in global order, anything else comes back as a list."""
-        parts = self._run("apply", [(fn,)] * self.n_shards)
+        parts = self.run_on_shards("apply", [(fn,)] * self.n_shards)
         if all(isinstance(p, np.ndarray) for p in parts):
             return self.layout.merge(parts)
         return parts

@@ -105,8 +105,9 @@ class Shard:
     def task_step(self, actions: np.ndarray) -> dict:
         return self.task.step(actions)
 
-    def task_observations(self) -> dict[str, np.ndarray]:
-        return self.task.observations()
+    def task_view(self) -> dict:
+        """Observations and episode lengths now, without stepping."""
+        return {"obs": self.task.observations(), "episode_length": self.task.episode_length.copy()}
 
     def set_episode_length(self, episode_length: np.ndarray) -> None:
         self.task.episode_length[:] = episode_length

@@ -46,7 +46,10 @@ class Task(ABC):
         """(reward float32 (n_envs,), terminated bool (n_envs,)) after a step."""
 
     def reset_envs(self, envs_idx: np.ndarray) -> None:
-        """Start new episodes in these local envs: back to the build-time scene state by default."""
+        """Start new episodes in these local envs: back to the build-time scene state by default.
+        Where a solver's build-time state depends on an env's index within its scene, override
+        this with a start state that does not (see the tests' PointTargetTask), or trajectories
+        will differ after a reshard."""
         self.scene.reset(envs_idx=envs_idx)
 
     def step(self, actions: np.ndarray) -> dict[str, np.ndarray]:
