@@ -1,0 +1,167 @@
+"""SPH solver against answers known without it: free fall, mass and momentum conservation,
+a column settling at the rest density, what `active` means, and the shared state checks."""
+
+import numpy as np
+import pytest
+
+import sim as gs
+import particle_checks as pc
+from isolated import run_isolated
+
+KEY = "SPHSolver"
+D = 0.025  # particle spacing of these tests
+DOMAIN = dict(lower_bound=(-0.5, -0.5, 0.0), upper_bound=(0.5, 0.5, 1.0), particle_size=D)
+
+
+def two_blocks(n_envs=3, gravity=(0.0, 0.0, -9.81)):
+    """Two liquid blocks (sizes multiples of D, so they start at rest density) in the air."""
+    scene = gs.Scene(sim_options=gs.options.SimOptions(dt=0.01, gravity=gravity),
+                     sph_options=gs.options.SPHOptions(**DOMAIN))
+    a = scene.add_entity(gs.morphs.Box(pos=(-0.15, 0.0, 0.6), size=(0.15, 0.15, 0.15)), gs.materials.SPH.Liquid())
+    b = scene.add_entity(gs.morphs.Box(pos=(0.15, 0.02, 0.62), size=(0.1, 0.1, 0.1)),
+                         gs.materials.SPH.Liquid(rho=800.0))
+    scene.build(n_envs=n_envs)
+    return scene, a, b
+
+
+def build_small():
+    """Module-level builder for the save/load test (runs again in a fresh process)."""
+    return two_blocks(n_envs=2)[0]
+
+
+@pytest.fixture(scope="module")
+def falling():
+    return two_blocks()
+
+
+def with_velocity(state, entity_vel: dict):
+    arrays = {k: np.array(v, copy=True) for k, v in state.arrays().items()}
+    for entity, vel in entity_vel.items():
+        arrays[f"{KEY}.vel"][:, entity.particles] = np.asarray(vel)[:, None, :]
+    return gs.SimState(arrays, state.t, state.n_envs, state.fingerprint)
+
+
+def test_free_fall_matches_ballistic_path(falling):
+    scene, a, b = falling
+    vel = np.array([(0.0, 0.0, 0.0), (0.3, -0.2, 0.5), (-0.1, 0.1, -0.4)])
+    scene.reset(with_velocity(scene.get_state(), {a: vel, b: vel}))
+    n_steps = 12
+    dt_sub = scene.sim_options.dt / scene.solvers[KEY].substeps
+    t = n_steps * scene.sim_options.dt
+    # symplectic Euler lags the parabola by |g| t dt_sub / 2; the rest is float32 rounding
+    tolerance = 0.5 * 9.81 * t * dt_sub + 2e-5
+    error = pc.free_fall_error(scene, KEY, n_steps)
+    assert error < tolerance, f"free fall off by {error:.3g} m (tolerance {tolerance:.3g})"
+
+
+def test_mass_is_conserved_through_a_splash(falling):
+    """Particles carry the mass: none is lost (all stay in the domain, finite) and every active
+    one is binned for the density sums, whatever happens on impact."""
+    scene, a, b = falling
+    scene.reset()
+    solver = scene.solvers[KEY]
+    a.set_active(np.arange(a.n_particles) % 3 == 0, envs_idx=[2])
+    for _ in range(40):
+        scene.step()
+    state = scene.get_state()
+    pos, active = state[f"{KEY}.pos"], state[f"{KEY}.active"]
+    assert np.isfinite(pos).all()
+    assert (pos >= np.array(DOMAIN["lower_bound"])).all() and (pos <= np.array(DOMAIN["upper_bound"])).all()
+    assert pos[0, :, 2].min() < 0.02, "the blocks hit the floor"
+    np.testing.assert_array_equal(solver.cell_count.to_numpy().sum(1), active.sum(1))
+    mass = (solver.p_mass.to_numpy()[None].astype(np.float64) * active).sum(1)
+    expected = np.array([a.material.rho * 0.15 ** 3 + b.material.rho * 0.1 ** 3] * 2)
+    np.testing.assert_allclose(mass[:2], expected, rtol=0.05)  # lattice mass: ~rho D^3 each
+    assert mass[2] < mass[0]
+
+
+def test_momentum_is_conserved_without_gravity_or_walls():
+    scene, a, b = two_blocks(n_envs=1, gravity=(0.0, 0.0, 0.0))
+    scene.reset(with_velocity(scene.get_state(), {a: [(1.0, 0.1, 0.0)], b: [(-1.5, 0.0, 0.2)]}))
+    m = scene.solvers[KEY].p_mass.to_numpy().astype(np.float64)
+    start = scene.get_state()
+    p0 = np.einsum("p,bpd->bd", m, start[f"{KEY}.vel"])
+    scale = np.einsum("p,bp->b", m, np.linalg.norm(start[f"{KEY}.vel"], axis=-1))
+    for _ in range(12):  # they meet and splash, far from the walls
+        scene.step()
+    end = scene.get_state()
+    assert np.abs(end[f"{KEY}.vel"][0, b.particles, 0] + 1.5).max() > 0.5, "the blocks collided"
+    drift = np.abs(np.einsum("p,bpd->bd", m, end[f"{KEY}.vel"]) - p0).max() / scale.max()
+    # pair forces are exactly antisymmetric; float32 rounding of the sums is the limit
+    assert drift < 1e-5, f"momentum drifted by {drift:.3g} of sum m|v|"
+
+
+def settle_column(rho):
+    scene = gs.Scene(sph_options=gs.options.SPHOptions(lower_bound=(0, 0, 0), upper_bound=(0.1, 0.1, 0.6),
+                                                       particle_size=0.02))
+    scene.add_entity(gs.morphs.Box(pos=(0.05, 0.05, 0.15), size=(0.1, 0.1, 0.3)), gs.materials.SPH.Liquid(rho=rho))
+    scene.build(n_envs=1)
+    for _ in range(150):
+        scene.step()
+    solver = scene.solvers[KEY]
+    return solver.density.to_numpy()[0], scene.get_state()[f"{KEY}.vel"][0]
+
+
+def test_column_settles_near_rest_density():
+    density, vel = settle_column(rho=800.0)
+    assert np.abs(vel).max() < 0.1, "the column has come to rest"
+    # WCSPH with sound speed ~21 m/s compresses a 0.3 m column by ~0.5% (1 + rho g H / stiffness...)
+    assert abs(np.median(density) / 800.0 - 1) < 0.01, f"median density {np.median(density):.1f}"
+    assert density.max() < 800.0 * 1.03
+
+
+def test_inactive_particles_neither_move_nor_push():
+    scene, a, b = two_blocks(n_envs=2, gravity=(0.0, 0.0, 0.0))
+    start = with_velocity(scene.get_state(), {a: [(1.5, 0.0, 0.0)] * 2, b: [(-1.5, 0.0, 0.0)] * 2})
+    scene.reset(start)
+    a.set_active(False, envs_idx=[1])
+    n_steps = 15
+    for _ in range(n_steps):
+        scene.step()
+    end = scene.get_state()
+    for field in ("pos", "vel"):
+        np.testing.assert_array_equal(end[f"{KEY}.{field}"][1, a.particles], start[f"{KEY}.{field}"][1, a.particles])
+    free_flight = start[f"{KEY}.pos"][1, b.particles] + n_steps * scene.sim_options.dt * np.array([-1.5, 0.0, 0.0])
+    np.testing.assert_allclose(end[f"{KEY}.pos"][1, b.particles], free_flight, atol=1e-3)
+    assert np.abs(end[f"{KEY}.pos"][0, b.particles] - free_flight).max() > 0.01, "in env 0 the blocks collide"
+    scene.reset(start)
+    assert scene.get_state()[f"{KEY}.active"].all(), "reset restores activity"
+
+
+def test_partial_reset_touches_only_those_envs(falling):
+    falling[0].reset()
+    pc.check_partial_reset(falling[0], envs_idx=(1,), n_steps=2)
+
+
+def test_envs_evolve_independently(falling):
+    falling[0].reset()
+    pc.check_env_independence(falling[0], f"{KEY}.pos", n_steps=3)
+
+
+def test_save_load_in_new_process_continues_bit_exactly(tmp_path):
+    pc.check_save_load_continue(build_small, tmp_path / "sph.pkl", n_before=2, n_after=3)
+
+
+def _free_fall_float64():
+    scene, _, _ = two_blocks(n_envs=1)
+    assert scene.get_state()[f"{KEY}.pos"].dtype == np.float64
+    dt_sub = scene.sim_options.dt / scene.solvers[KEY].substeps
+    return pc.free_fall_error(scene, KEY, 10), 0.5 * 9.81 * 0.1 * dt_sub
+
+
+def test_float64_free_fall():
+    error, lag = run_isolated(_free_fall_float64, precision="64", deterministic=True)
+    assert error < lag + 1e-7
+
+
+def test_bad_options_and_entities_raise():
+    with pytest.raises(ValueError, match="particle_size"):
+        gs.options.SPHOptions(particle_size=-1)
+    with pytest.raises(ValueError, match="rho"):
+        gs.materials.SPH.Liquid(rho=0)
+    scene = gs.Scene(sph_options=gs.options.SPHOptions(**DOMAIN))
+    with pytest.raises(ValueError, match="outside the solver domain"):
+        scene.add_entity(gs.morphs.Sphere(pos=(0, 0, 0.05), radius=0.1), gs.materials.SPH.Liquid())
+    with pytest.raises(TypeError, match="SPH.Liquid"):
+        scene.solvers[KEY].add_entity(gs.morphs.Box(size=(0.1, 0.1, 0.1), pos=(0, 0, 0.5)), gs.materials.MPM.Liquid())
+    assert scene.solvers[KEY].entities == []
