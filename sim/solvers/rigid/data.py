@@ -1,0 +1,91 @@
+"""The Taichi fields of a built rigid scene: model constants (shared by all envs) and
+per-env working arrays. Kernels in the stage modules take a `RigidData` as a template."""
+
+import numpy as np
+import taichi as ti
+
+from sim.solvers.rigid.model import ModelArrays
+
+_TYPES = {np.dtype(np.int32): ti.i32}
+
+
+def _field(arr: np.ndarray, ti_float):
+    """A constant field holding `arr` (at least one row, so empty models stay allocatable)."""
+    dtype = ti.i32 if arr.dtype == np.int32 else ti_float
+    n = max(arr.shape[0], 1)
+    if arr.ndim == 1:
+        f = ti.field(dtype, shape=n)
+    elif arr.ndim == 2:
+        f = ti.Vector.field(arr.shape[1], dtype, shape=n)
+    else:
+        raise ValueError(f"model array of shape {arr.shape}")
+    if arr.shape[0]:
+        f.from_numpy(arr.astype(np.int32 if dtype == ti.i32 else f.to_numpy().dtype))
+    return f
+
+
+@ti.data_oriented
+class RigidData:
+    def __init__(self, model: ModelArrays, pairs: np.ndarray, batch: int, state: dict, ti_float,
+                 max_contacts: int, options, dt: float, gravity):
+        arrays = model.arrays()
+        arrays.update(derived_arrays(model))
+        for key, arr in arrays.items():
+            setattr(self, key, _field(arr, ti_float))
+        self.pair_geoms = _field(pairs.astype(np.int32), ti_float)
+        self.batch, self.nbody, self.njnt, self.nv = batch, model.nbody, model.njnt, model.nv
+        self.ngeom, self.npair = model.ngeom, len(pairs)
+        self.max_contacts = max_contacts
+        self.max_rows = 3 * max_contacts + 2 * int(np.sum(arrays["jnt_limited"])) if model.njnt else 3 * max_contacts
+        self.max_rows = max(self.max_rows, 1)
+        self.dt = dt
+        self.gravity = ti.Vector(list(gravity))
+        self.iterations, self.baumgarte, self.slop = options.iterations, options.baumgarte, options.contact_slop
+        self.margin = options.contact_margin
+        for name, f in state.items():
+            setattr(self, name, f)
+
+        nb, nv, ng, nc, nr = self.nbody, max(self.nv, 1), max(self.ngeom, 1), max(max_contacts, 1), self.max_rows
+        vec3 = lambda n: ti.Vector.field(3, ti_float, shape=(batch, n))  # noqa: E731
+        self.xpos, self.cinert_h, self.crb_h = vec3(nb), vec3(nb), vec3(nb)
+        self.xquat = ti.Vector.field(4, ti_float, shape=(batch, nb))
+        self.cinert_I = ti.Matrix.field(3, 3, ti_float, shape=(batch, nb))
+        self.crb_I = ti.Matrix.field(3, 3, ti_float, shape=(batch, nb))
+        self.crb_m = ti.field(ti_float, shape=(batch, nb))
+        self.cvel_ang, self.cvel_lin, self.cacc_ang, self.cacc_lin = vec3(nb), vec3(nb), vec3(nb), vec3(nb)
+        self.cfrc_ang, self.cfrc_lin = vec3(nb), vec3(nb)
+        self.cdof_ang, self.cdof_lin, self.cdofd_ang, self.cdofd_lin = vec3(nv), vec3(nv), vec3(nv), vec3(nv)
+        self.gxpos = vec3(ng)
+        self.gxmat = ti.Matrix.field(3, 3, ti_float, shape=(batch, ng))
+        self.mass = ti.field(ti_float, shape=(batch, nv, nv))
+        self.factor = ti.field(ti_float, shape=(batch, nv, nv))
+        self.bias = ti.field(ti_float, shape=(batch, nv))
+        self.qfrc = ti.field(ti_float, shape=(batch, nv))
+        self.qacc = ti.field(ti_float, shape=(batch, nv))
+        self.scratch = ti.field(ti_float, shape=(batch, nv))
+        self.con_count = ti.field(ti.i32, shape=batch)
+        self.con_pos, self.con_normal = vec3(nc), vec3(nc)
+        self.con_depth = ti.field(ti_float, shape=(batch, nc))
+        self.con_mu = ti.field(ti_float, shape=(batch, nc))
+        self.con_body = ti.Vector.field(2, ti.i32, shape=(batch, nc))
+        self.row_count = ti.field(ti.i32, shape=batch)
+        self.row_J = ti.field(ti_float, shape=(batch, nr, nv))
+        self.row_W = ti.field(ti_float, shape=(batch, nr, nv))
+        for name in ("row_A", "row_b", "row_lam", "row_mu"):
+            setattr(self, name, ti.field(ti_float, shape=(batch, nr)))
+        self.row_kind = ti.field(ti.i32, shape=(batch, nr))
+
+
+def derived_arrays(model: ModelArrays) -> dict[str, np.ndarray]:
+    """Indices the kernels walk: each body's nearest dof up its chain, each dof's joint."""
+    last = np.full(model.nbody, -1, dtype=np.int32)
+    for d, b in enumerate(model.dof_body):
+        last[b] = d
+    for b in range(1, model.nbody):
+        if last[b] < 0:
+            last[b] = last[model.body_parent[b]]
+    dof_jnt = np.zeros(model.nv, dtype=np.int32)
+    for j in range(model.njnt):
+        n = {0: 6, 1: 3}.get(model.jnt_type[j], 1)
+        dof_jnt[model.jnt_dadr[j]:model.jnt_dadr[j] + n] = j
+    return {"body_lastdof": last, "dof_jnt": dof_jnt}

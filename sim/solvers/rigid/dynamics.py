@@ -1,0 +1,149 @@
+"""Joint-space dynamics, one launch per stage for all envs:
+
+- `mass_matrix`: composite rigid body algorithm (MuJoCo's mj_crb), plus armature;
+- `bias_forces`: recursive Newton-Euler with zero joint accelerations (mj_rne): C(q, qd) qd + g;
+- `smooth_acceleration`: passive forces (joint damping, stiffness), PD / velocity / force
+  control, then qacc = H^-1 (forces - bias) with H = M + dt * diag(damping + kv): damping and
+  the kv of servos not at their force limit are integrated implicitly, as MuJoCo's
+  implicitfast integrator does (its Euler integrator does the same for joint damping alone).
+
+H is factored as L^T D L along the dof tree (MuJoCo's mj_factorM layout: only ancestors of
+a dof are touched, so several robots in one scene cost no more than each alone).
+"""
+
+import taichi as ti
+
+from sim.solvers.rigid.math3d import cross_force, inertia_apply
+from sim.solvers.rigid.model import CTRL_FORCE, CTRL_POSITION, HINGE, SLIDE
+
+
+@ti.kernel
+def mass_matrix(d: ti.template()):
+    for e in range(d.batch):
+        for i in range(d.nbody):
+            d.crb_m[e, i] = d.body_mass[i]
+            d.crb_h[e, i] = d.cinert_h[e, i]
+            d.crb_I[e, i] = d.cinert_I[e, i]
+        for r in range(d.nbody - 1):
+            i = d.nbody - 1 - r
+            p = d.body_parent[i]
+            if p > 0:
+                d.crb_m[e, p] += d.crb_m[e, i]
+                d.crb_h[e, p] += d.crb_h[e, i]
+                d.crb_I[e, p] += d.crb_I[e, i]
+        for a in range(d.nv):
+            for b in range(d.nv):
+                d.mass[e, a, b] = 0.0
+        for i in range(d.nv):
+            b = d.dof_body[i]
+            f_ang, f_lin = inertia_apply(d.crb_m[e, b], d.crb_h[e, b], d.crb_I[e, b],
+                                         d.cdof_ang[e, i], d.cdof_lin[e, i])
+            d.mass[e, i, i] = d.cdof_ang[e, i].dot(f_ang) + d.cdof_lin[e, i].dot(f_lin) + d.dof_armature[i]
+            j = d.dof_parent[i]
+            while j >= 0:
+                value = d.cdof_ang[e, j].dot(f_ang) + d.cdof_lin[e, j].dot(f_lin)
+                d.mass[e, i, j] = value
+                d.mass[e, j, i] = value
+                j = d.dof_parent[j]
+
+
+@ti.kernel
+def bias_forces(d: ti.template()):
+    for e in range(d.batch):
+        d.cacc_ang[e, 0] = ti.Vector([0.0, 0.0, 0.0])
+        d.cacc_lin[e, 0] = -d.gravity  # gravity as an upward acceleration of the world
+        for i in range(1, d.nbody):
+            p = d.body_parent[i]
+            a_ang, a_lin = d.cacc_ang[e, p], d.cacc_lin[e, p]
+            for j in range(d.body_jntnum[i]):
+                jnt = d.body_jntadr[i] + j
+                n = 1
+                if d.jnt_type[jnt] == 0:
+                    n = 6
+                elif d.jnt_type[jnt] == 1:
+                    n = 3
+                for k in range(d.jnt_dadr[jnt], d.jnt_dadr[jnt] + n):
+                    a_ang += d.cdofd_ang[e, k] * d.dofs_vel[e, k]
+                    a_lin += d.cdofd_lin[e, k] * d.dofs_vel[e, k]
+            d.cacc_ang[e, i], d.cacc_lin[e, i] = a_ang, a_lin
+            m, h, inertia = d.body_mass[i], d.cinert_h[e, i], d.cinert_I[e, i]
+            f_ang, f_lin = inertia_apply(m, h, inertia, a_ang, a_lin)
+            p_ang, p_lin = inertia_apply(m, h, inertia, d.cvel_ang[e, i], d.cvel_lin[e, i])
+            c_ang, c_lin = cross_force(d.cvel_ang[e, i], d.cvel_lin[e, i], p_ang, p_lin)
+            d.cfrc_ang[e, i], d.cfrc_lin[e, i] = f_ang + c_ang, f_lin + c_lin
+        for r in range(d.nbody - 2):
+            i = d.nbody - 1 - r
+            p = d.body_parent[i]
+            if p > 0:
+                d.cfrc_ang[e, p] += d.cfrc_ang[e, i]
+                d.cfrc_lin[e, p] += d.cfrc_lin[e, i]
+        for k in range(d.nv):
+            b = d.dof_body[k]
+            d.bias[e, k] = d.cdof_ang[e, k].dot(d.cfrc_ang[e, b]) + d.cdof_lin[e, k].dot(d.cfrc_lin[e, b])
+
+
+@ti.kernel
+def smooth_acceleration(d: ti.template(), dt: float):
+    for e in range(d.batch):
+        for k in range(d.nv):
+            j = d.dof_jnt[k]
+            vel = d.dofs_vel[e, k]
+            force = -d.dof_damping[k] * vel
+            jt = d.jnt_type[j]
+            q = d.qpos[e, d.jnt_qadr[j]]
+            if jt == HINGE or jt == SLIDE:
+                force -= d.jnt_stiffness[j] * (q - d.jnt_springref[j])
+            mode = d.ctrl_mode[e, k]
+            ctrl = d.ctrl_force[e, k]
+            if mode == CTRL_POSITION:
+                ctrl = d.dofs_kp[e, k] * (d.ctrl_pos[e, k] - q) - d.dofs_kv[e, k] * vel
+            elif mode != CTRL_FORCE:
+                ctrl = d.dofs_kv[e, k] * (d.ctrl_vel[e, k] - vel)
+            clamped = ti.min(ti.max(ctrl, d.dof_force_lo[k]), d.dof_force_hi[k])
+            d.qfrc[e, k] = force + clamped - d.bias[e, k]
+            gain = d.dof_damping[k]  # velocity gain taken into H
+            if mode != CTRL_FORCE and clamped == ctrl:
+                gain += d.dofs_kv[e, k]
+            d.scratch[e, k] = gain
+        for a in range(d.nv):
+            for b in range(d.nv):
+                d.factor[e, a, b] = d.mass[e, a, b]
+            d.factor[e, a, a] += dt * d.scratch[e, a]
+        factor_ldl(d, e)
+        for k in range(d.nv):
+            d.qacc[e, k] = d.qfrc[e, k]
+        solve_ldl(d, e, d.qacc)
+
+
+@ti.func
+def factor_ldl(d: ti.template(), e):
+    """In place: factor = L^T D L along the dof tree (D on the diagonal, L below it)."""
+    for r in range(d.nv):
+        k = d.nv - 1 - r
+        i = d.dof_parent[k]
+        while i >= 0:
+            ratio = d.factor[e, k, i] / d.factor[e, k, k]
+            j = i
+            while j >= 0:
+                d.factor[e, i, j] -= ratio * d.factor[e, k, j]
+                j = d.dof_parent[j]
+            d.factor[e, k, i] = ratio
+            i = d.dof_parent[i]
+
+
+@ti.func
+def solve_ldl(d: ti.template(), e, x: ti.template()):
+    """x[e, :] <- H^-1 x[e, :] with the factor from `factor_ldl`; x is (batch, nv)."""
+    for r in range(d.nv):
+        i = d.nv - 1 - r
+        j = d.dof_parent[i]
+        while j >= 0:
+            x[e, j] -= d.factor[e, i, j] * x[e, i]
+            j = d.dof_parent[j]
+    for i in range(d.nv):
+        x[e, i] /= d.factor[e, i, i]
+    for i in range(d.nv):
+        j = d.dof_parent[i]
+        while j >= 0:
+            x[e, i] -= d.factor[e, i, j] * x[e, j]
+            j = d.dof_parent[j]

@@ -1,0 +1,149 @@
+"""The rigid solver against MuJoCo (mj_forward / mj_step as the oracle), stage by stage and
+over 1 s trajectories, in float64 (a fresh process) and float32 (the test process).
+
+Tolerances. Both codes run the same algorithms in a different order of floating-point
+operations, so in float64 they agree to round-off: 1e-12 per stage at a random state,
+1e-9 on positions and velocities after 1 s (round-off grows along the trajectory).
+In float32 our own round-off (eps ~ 1.2e-7 relative) is what differs: 1e-4 per stage
+relative to the largest entry, and 2e-3 rad (or m) after 1 s.
+"""
+
+import os
+import tempfile
+
+import mujoco
+import numpy as np
+import pytest
+
+from isolated import run_isolated
+
+CHAIN = """<mujoco><option timestep="0.002" integrator="Euler"><flag contact="disable"/></option>
+<default><geom contype="0" conaffinity="0"/></default>
+<worldbody>
+ <body pos="0.1 0 1" quat="0.9 0.1 0.2 0.3">
+  <joint type="hinge" axis="0 1 0.3" damping="0.3" armature="0.05" stiffness="2" springref="0.2" pos="0.05 0 0"/>
+  <geom type="capsule" fromto="0 0 0 0.3 0 0" size="0.03"/>
+  <body pos="0.3 0 0" quat="0.8 0.2 0 0.3">
+   <joint type="slide" axis="1 0.2 0" damping="1.0" armature="0.1" stiffness="5"/>
+   <joint type="hinge" axis="0 0 1" ref="0.3"/>
+   <geom type="box" size="0.1 0.05 0.02" pos="0.1 0 0"/>
+   <body pos="0.2 0.1 0"><joint type="ball" damping="0.1" armature="0.02"/>
+    <geom type="capsule" fromto="0 0 0 0 0.2 0.1" size="0.02"/></body>
+  </body>
+ </body>
+</worldbody></mujoco>"""
+
+FREE = """<mujoco><option timestep="0.002" integrator="Euler"><flag contact="disable"/></option>
+<worldbody><body pos="1 1 1"><freejoint/>
+ <geom type="box" size="0.1 0.2 0.3" quat="0.9 0.3 0.1 0" contype="0" conaffinity="0"/>
+ <geom type="sphere" size="0.1" pos="0.1 0 0" contype="0" conaffinity="0"/>
+ <body pos="0.2 0 0"><joint type="hinge" axis="0 1 0" damping="0.05"/>
+  <geom type="capsule" fromto="0 0 0 0.3 0 0" size="0.03" contype="0" conaffinity="0"/></body>
+</body></worldbody></mujoco>"""
+
+
+def _random_state(m, rng):
+    qpos = m.qpos0 + 0.3 * rng.normal(size=m.nq)
+    for j in range(m.njnt):
+        adr = m.jnt_qposadr[j] + (3 if m.jnt_type[j] == 0 else 0)
+        if m.jnt_type[j] in (0, 1):
+            qpos[adr:adr + 4] /= np.linalg.norm(qpos[adr:adr + 4])
+    return qpos, rng.normal(size=m.nv)
+
+
+def compare_passive(xml: str, seconds: float = 1.0) -> dict:
+    """Largest differences from MuJoCo at a random state per stage, then over `seconds`."""
+    import sim as gs
+
+    with tempfile.TemporaryDirectory() as folder:
+        path = os.path.join(folder, "model.xml")
+        with open(path, "w") as f:
+            f.write(xml)
+        m = mujoco.MjModel.from_xml_path(path)
+        md = mujoco.MjData(m)
+        scene = gs.Scene(sim_options=gs.options.SimOptions(dt=m.opt.timestep, gravity=tuple(m.opt.gravity)))
+        entity = scene.add_entity(gs.morphs.MJCF(file=path))
+        scene.build()
+    solver = scene.solvers["RigidSolver"]
+    qpos, qvel = _random_state(m, np.random.default_rng(0))
+    md.qpos[:], md.qvel[:] = qpos, qvel
+    entity.set_qpos(qpos)
+    entity.set_dofs_velocity(qvel)
+    solver.forward()
+    mujoco.mj_forward(m, md)
+    mass = np.zeros((m.nv, m.nv))
+    mujoco.mj_fullM(m, md, mass)
+    d = solver.data
+
+    def rel(ours, ref):
+        return float(np.abs(ours - ref).max() / max(np.abs(ref).max(), 1.0))
+
+    out = {"xpos": rel(d.xpos.to_numpy()[0], md.xpos), "xquat": rel(d.xquat.to_numpy()[0], md.xquat),
+           "mass": rel(d.mass.to_numpy()[0], mass), "bias": rel(d.bias.to_numpy()[0], md.qfrc_bias),
+           "smooth": rel(d.qfrc.to_numpy()[0], md.qfrc_smooth)}
+    qerr = verr = 0.0
+    for _ in range(round(seconds / m.opt.timestep)):
+        scene.step()
+        mujoco.mj_step(m, md)
+        qerr = max(qerr, float(np.abs(entity.get_qpos().numpy() - md.qpos).max()))
+        verr = max(verr, float(np.abs(entity.get_dofs_velocity().numpy() - md.qvel).max()))
+    out.update(qpos=qerr, qvel=verr, scale=float(np.abs(md.qvel).max()))
+    return out
+
+
+def compare_franka_pd(seconds: float = 1.0) -> dict:
+    """The bundled franka tracking moving PD targets (forces saturating at times) against MuJoCo's
+    position actuators with the implicitfast integrator, the one that treats kv as we do."""
+    import sim as gs
+
+    m = mujoco.MjModel.from_xml_path(gs.morphs.MJCF(file="franka.xml").file)
+    m.opt.integrator = mujoco.mjtIntegrator.mjINT_IMPLICITFAST
+    md = mujoco.MjData(m)
+    mujoco.mj_resetDataKeyframe(m, md, 0)
+    scene = gs.Scene(sim_options=gs.options.SimOptions(dt=m.opt.timestep))
+    robot = scene.add_entity(gs.morphs.MJCF(file="franka.xml"))
+    scene.build()
+    home = np.r_[m.key_qpos[0][:7], 0.02, 0.02]
+    qerr = verr = 0.0
+    saturated = 0
+    for i in range(round(seconds / m.opt.timestep)):
+        t = i * m.opt.timestep
+        target = home + 0.3 * np.sin(2 * np.pi * t + np.arange(9)) * np.r_[np.ones(7), 0.05, 0.05]
+        md.ctrl[:] = target
+        robot.control_dofs_position(target)
+        scene.step()
+        mujoco.mj_step(m, md)
+        saturated += int(np.sum(np.abs(md.actuator_force) >= m.actuator_forcerange[:, 1] - 1e-9))
+        qerr = max(qerr, float(np.abs(robot.get_dofs_position().numpy() - md.qpos).max()))
+        verr = max(verr, float(np.abs(robot.get_dofs_velocity().numpy() - md.qvel).max()))
+    assert md.nefc == 0, "the trajectory should stay inside the joint limits"
+    return {"qpos": qerr, "qvel": verr, "saturated": saturated, "scale": float(np.abs(md.qvel).max())}
+
+
+def all_comparisons() -> dict:
+    return {"chain": compare_passive(CHAIN), "free": compare_passive(FREE), "franka": compare_franka_pd()}
+
+
+def test_matches_mujoco_float64():
+    results = run_isolated(all_comparisons, precision="64")
+    for name in ("chain", "free"):
+        r = results[name]
+        for stage in ("xpos", "xquat", "mass", "bias", "smooth"):
+            assert r[stage] < 1e-12, (name, stage, r)
+        assert r["qpos"] < 1e-9 and r["qvel"] < 1e-9 * max(r["scale"], 1.0), (name, r)
+    franka = results["franka"]
+    assert franka["saturated"] > 0  # the force clipping path is exercised
+    assert franka["qpos"] < 1e-9 and franka["qvel"] < 1e-8, franka
+
+
+@pytest.mark.parametrize("xml", [CHAIN, FREE], ids=["chain", "free"])
+def test_matches_mujoco_float32(xml):
+    r = compare_passive(xml)
+    for stage in ("xpos", "xquat", "mass", "bias", "smooth"):
+        assert r[stage] < 1e-4, (stage, r)
+    assert r["qpos"] < 2e-3 and r["qvel"] < 2e-3 * max(r["scale"], 1.0), r
+
+
+def test_franka_pd_matches_mujoco_float32():
+    r = compare_franka_pd()
+    assert r["qpos"] < 2e-3 and r["qvel"] < 2e-2, r
