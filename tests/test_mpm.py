@@ -212,3 +212,18 @@ def test_bad_options_and_entities_raise():
     with pytest.raises(TypeError, match="Box or gs.morphs.Sphere"):
         scene.add_entity(gs.morphs.Cloth(), gs.materials.MPM.Elastic())
     assert scene.solvers[KEY].entities == []
+
+
+def test_static_plane_is_a_floor():
+    scene = gs.Scene(mpm_options=gs.options.MPMOptions(**DOMAIN))
+    try:
+        scene.add_entity(gs.morphs.Plane(pos=(0.0, 0.0, 0.2)))
+    except (TypeError, ValueError) as e:
+        pytest.skip(f"no solver here takes a gs.morphs.Plane: {e}")
+    body = scene.add_entity(gs.morphs.Box(pos=(0.0, 0.0, 0.5), size=(0.2, 0.2, 0.2)), gs.materials.MPM.Elastic())
+    scene.build(n_envs=1)
+    for _ in range(50):
+        scene.step()
+    z = scene.get_state()[f"{KEY}.pos"][0, body.particles, 2]
+    dx = scene.solvers[KEY].options.dx
+    assert abs(z.min() - 0.2) < dx, "the cube rests on the plane (within a grid cell), not the domain floor"

@@ -2,9 +2,9 @@
 batched over environments: grid fields are (env, i, j, k), particle fields (env, particle).
 
 One kernel launch per substep runs all four stages for all envs: clear grid, particle to
-grid, grid update (gravity, domain walls, static planes), grid to particle. Stress is fixed
-corotated elasticity; Snow clamps F's singular values and hardens with Jp (Stomakhin et al.
-2013); Liquid keeps only the volume change of F.
+grid, grid update (gravity, domain walls, static planes), grid to particle. Elastic is Neo-Hookean;
+Snow is fixed-corotated with F's singular values clamped and hardening by Jp (Stomakhin et
+al. 2013); Liquid keeps only the volume change of F.
 """
 
 from dataclasses import dataclass
@@ -102,7 +102,7 @@ class _MPMMaterial:
 
 @dataclass(frozen=True)
 class Elastic(_MPMMaterial):
-    """Fixed-corotated elastic solid. E: Young's modulus (Pa), nu: Poisson ratio, rho: kg/m^3."""
+    """Neo-Hookean elastic solid. E: Young's modulus (Pa), nu: Poisson ratio, rho: kg/m^3."""
 
     E: float = 3e5
     nu: float = 0.2
@@ -244,28 +244,31 @@ class MPMSolver(Solver):
 
     @ti.func
     def _stress(self, p, F, Jp_in):
-        """Kirchhoff stress of particle p and its projected F and Jp after plasticity."""
+        """Kirchhoff stress of particle p, and its F and Jp after plasticity. Only Snow pays
+        for an SVD: Elastic is Neo-Hookean, Liquid needs only det(F)."""
         kind = self.kind[p]
-        h = 1.0
-        if kind == SNOW:
+        eye = ti.Matrix.identity(float, 3)
+        stress = ti.Matrix.zero(float, 3, 3)
+        new_F, Jp = F, Jp_in
+        if kind == ELASTIC:
+            J = F.determinant()
+            stress = self.mu0[p] * (F @ F.transpose() - eye) + self.la0[p] * ti.log(J) * eye
+        elif kind == LIQUID:
+            J = F.determinant()
+            new_F = eye * ti.pow(J, 1.0 / 3.0)
+            stress = self.la0[p] * J * (J - 1.0) * eye
+        else:
             h = ti.exp(self.hardening[p] * (1.0 - Jp_in))
-        mu, la = self.mu0[p] * h, self.la0[p] * h
-        U, sig, V = ti.svd(F)
-        Jp = Jp_in
-        if kind == SNOW:
+            U, sig, V = ti.svd(F)
             for d in ti.static(range(3)):
                 clamped = ti.min(ti.max(sig[d, d], 1.0 - self.theta_c[p]), 1.0 + self.theta_s[p])
                 if clamped != sig[d, d]:  # Jp changes only by plastic flow, never by rounding
                     Jp *= sig[d, d] / clamped
                     sig[d, d] = clamped
-        J = sig[0, 0] * sig[1, 1] * sig[2, 2]
-        new_F = F
-        if kind == LIQUID:
-            new_F = ti.Matrix.identity(float, 3) * ti.pow(J, 1.0 / 3.0)
-        elif kind == SNOW:
+            J = sig[0, 0] * sig[1, 1] * sig[2, 2]
             new_F = U @ sig @ V.transpose()
-        stress = 2.0 * mu * (new_F - U @ V.transpose()) @ new_F.transpose() \
-            + ti.Matrix.identity(float, 3) * la * J * (J - 1.0)
+            stress = 2.0 * self.mu0[p] * h * (new_F - U @ V.transpose()) @ new_F.transpose() \
+                + self.la0[p] * h * J * (J - 1.0) * eye
         return stress, new_F, Jp
 
     @ti.func
