@@ -222,8 +222,10 @@ def test_static_plane_is_a_floor():
         pytest.skip(f"no solver here takes a gs.morphs.Plane: {e}")
     body = scene.add_entity(gs.morphs.Box(pos=(0.0, 0.0, 0.5), size=(0.2, 0.2, 0.2)), gs.materials.MPM.Elastic())
     scene.build(n_envs=1)
-    for _ in range(50):
+    lowest = []
+    for _ in range(40):
         scene.step()
-    z = scene.get_state()[f"{KEY}.pos"][0, body.particles, 2]
+        lowest.append(scene.get_state()[f"{KEY}.pos"][0, body.particles, 2].min())
     dx = scene.solvers[KEY].options.dx
-    assert abs(z.min() - 0.2) < dx, "the cube rests on the plane (within a grid cell), not the domain floor"
+    assert min(lowest) > 0.2 - dx, "the cube does not sink through the plane (by more than a grid cell)"
+    assert min(lowest) < 0.2 + dx, "it lands on the plane"
