@@ -3,7 +3,7 @@
 Each scene substep is split into `PBDOptions.substeps` small steps ("small steps" XPBD,
 Macklin et al. 2019): predict positions under gravity, project every distance constraint
 `iterations` times by graph-coloured Gauss-Seidel, push particles out of the floor with
-position-based friction, and take velocities from the position change. There are no atomics,
+position-based friction, and correct velocities by the displacement the constraints made. There are no atomics,
 so every run is bit-reproducible whatever the thread count.
 
 Particles with `free == 0` are pinned: they have infinite mass, do not move, and hold
@@ -180,7 +180,7 @@ class PBDSolver(Solver):
         self.lam = ti.field(float, shape=(batch, m))
         self.gravity = ti.Vector.field(3, float, shape=())
         self.inv_mass = ti.field(float, shape=n)
-        self.prev = ti.Vector.field(3, float, shape=(batch, n))
+        self.predicted = ti.Vector.field(3, float, shape=(batch, n))
 
         np_float = runtime.config().np_float
         padded = np.zeros((m, 2), np.int32)
@@ -199,10 +199,10 @@ class PBDSolver(Solver):
     @ti.kernel
     def _predict(self, dt: float):
         for b, i in self.pos:
-            self.prev[b, i] = self.pos[b, i]
             if self.free[b, i]:
                 self.vel[b, i] += dt * self.gravity[None]
                 self.pos[b, i] += dt * self.vel[b, i]
+            self.predicted[b, i] = self.pos[b, i]
         for b, k in self.lam:
             self.lam[b, k] = 0.0
 
@@ -225,21 +225,24 @@ class PBDSolver(Solver):
 
     @ti.kernel
     def _finish(self, dt: float, has_floor: ti.i32, floor: float, friction: float, keep: float):
+        """Floor contact, then v += (constraint and contact displacement) / dt: free flight
+        adds nothing to v, so ballistic motion is exact up to the integrator's own error."""
         for b, i in self.pos:
             if self.free[b, i]:
                 p = self.pos[b, i]
                 if has_floor and p[2] < floor:
                     depth = floor - p[2]
                     p[2] = floor
-                    slide = ti.Vector([p[0] - self.prev[b, i][0], p[1] - self.prev[b, i][1]])
+                    start = self.predicted[b, i] - dt * self.vel[b, i]  # where the step began
+                    slide = ti.Vector([p[0] - start[0], p[1] - start[1]])
                     slide_len = slide.norm()
                     scale = 0.0  # static friction holds the particle
                     if slide_len > friction * depth:
                         scale = 1.0 - friction * depth / slide_len
-                    p[0] = self.prev[b, i][0] + scale * slide[0]
-                    p[1] = self.prev[b, i][1] + scale * slide[1]
+                    p[0] = start[0] + scale * slide[0]
+                    p[1] = start[1] + scale * slide[1]
                     self.pos[b, i] = p
-                self.vel[b, i] = keep * (p - self.prev[b, i]) / dt
+                self.vel[b, i] = keep * (self.vel[b, i] + (p - self.predicted[b, i]) / dt)
             else:
                 self.vel[b, i] = ti.Vector([0.0, 0.0, 0.0])
 
@@ -257,3 +260,9 @@ class PBDSolver(Solver):
 
 
 register_solver(PBDSolver)
+
+
+def benchmark_scene(n_particles_target: int):
+    """A square cloth of about n_particles_target vertices, for benchmarks/bench_particles.py."""
+    side = max(2, int(round(math.sqrt(n_particles_target))))
+    return morphs.Cloth(pos=(0.0, 0.0, 1.0), size=(1.0, 1.0), res=(side, side)), Cloth(), {"pbd_options": PBDOptions()}

@@ -1,0 +1,159 @@
+"""PBD solver: free fall, floor contact, a cloth hanging from two pinned corners, pinning per
+env, and the shared reset / independence / save-load checks."""
+
+import numpy as np
+import pytest
+
+import sim as gs
+from isolated import run_isolated
+from particle_checks import (check_env_independence, check_partial_reset, check_save_load_continue,
+                             free_fall_error, run)
+from sim.solvers.pbd.constraints import grid_triangles, stretch_and_bending_pairs
+
+RES = (9, 9)
+CLOTH_SIZE = (0.4, 0.4)
+
+
+def _scene(n_envs, floor_height=0.0, damping=0.0, substeps=8):
+    scene = gs.Scene(sim_options=gs.options.SimOptions(dt=0.01),
+                     pbd_options=gs.options.PBDOptions(substeps=substeps, floor_height=floor_height,
+                                                       damping=damping, particle_size=0.05))
+    cloth = scene.add_entity(gs.morphs.Cloth(pos=(0.0, 0.0, 1.0), size=CLOTH_SIZE, res=RES),
+                             material=gs.materials.PBD.Cloth())
+    block = scene.add_entity(gs.morphs.Box(pos=(1.0, 0.0, 0.5), size=(0.1, 0.15, 0.2)),
+                             material=gs.materials.PBD.Particle())
+    scene.build(n_envs=n_envs)
+    return scene, cloth, block
+
+
+def build_batched():
+    """Module-level so that a fresh process can rebuild it (save -> load test)."""
+    scene, cloth, block = _scene(3)
+    cloth.set_free([0], False, envs_idx=[1])
+    block.set_velocity((0.3, 0.0, 2.0))
+    return scene
+
+
+def _edge_strain(pos, cloth):
+    edges, _ = stretch_and_bending_pairs(grid_triangles(*RES))
+    rest = np.linalg.norm(cloth.rest_pos[edges[:, 0]] - cloth.rest_pos[edges[:, 1]], axis=1)
+    p = pos[..., cloth.start:cloth.start + cloth.n_vertices, :]
+    length = np.linalg.norm(p[..., edges[:, 0], :] - p[..., edges[:, 1], :], axis=-1)
+    return np.abs(length / rest - 1.0).max()
+
+
+def test_particles_sampled_in_box():
+    _, cloth, block = _scene(0)
+    assert cloth.n_particles == RES[0] * RES[1]
+    assert block.n_particles == 2 * 3 * 4                 # 0.1 x 0.15 x 0.2 at 0.05 spacing
+    assert np.allclose(block.rest_pos.mean(0), (1.0, 0.0, 0.5))
+    assert np.all(np.abs(block.rest_pos - (1.0, 0.0, 0.5)) < (0.05, 0.075, 0.1))
+
+
+def test_free_fall_matches_ballistic_formula():
+    """Cloth and particles in flight follow x0 + v0 t + g t^2/2; symplectic Euler is off by
+    exactly |g| t dt/2, so that (plus float32 rounding) is the tolerance."""
+    scene, cloth, block = _scene(2, floor_height=None)
+    cloth.set_velocity((0.5, 0.0, 1.0), envs_idx=[0])
+    block.set_velocity((-0.2, 0.3, 0.0), envs_idx=[1])
+    n_steps = 40
+    t, dt_sub = n_steps * 0.01, 0.01 / 8
+    err = free_fall_error(scene, "PBDSolver", n_steps)
+    assert err < 9.81 * t * dt_sub / 2 + 1e-4, err
+    assert err > 0.5 * 9.81 * t * dt_sub / 2  # the integrator's known O(dt) term is there
+    assert _edge_strain(scene.get_state()["PBDSolver.pos"], cloth) < 1e-4
+
+
+def test_particles_land_on_floor_and_stop():
+    scene, _, block = _scene(0, damping=0.5)
+    for _ in range(100):
+        scene.step()
+    state = scene.get_state()
+    z = state["PBDSolver.pos"][block.start:, 2]
+    assert z.min() >= 0.0 and z.max() < 1e-6
+    assert np.abs(state["PBDSolver.vel"][block.start:]).max() < 1e-3
+
+
+def test_cloth_pinned_at_two_corners_hangs_without_stretching():
+    """A 0.4 m cloth of inextensible edges pinned at its two y = +0.2 corners (env 0 only)
+    swings down and hangs; its edges never stretch past 2 %; the pins never move. In env 1
+    nothing is pinned and the cloth falls to the floor."""
+    scene, cloth, _ = _scene(2, damping=4.0)
+    nx, ny = RES
+    corners = [(ny - 1) * nx, ny * nx - 1]
+    cloth.set_free(corners, False, envs_idx=[0])
+    pinned_at = scene.get_state()["PBDSolver.pos"][0, corners]
+    worst = 0.0
+    for _ in range(15):
+        state = run(scene, 10)
+        worst = max(worst, _edge_strain(state["PBDSolver.pos"][0], cloth))
+        assert np.array_equal(state["PBDSolver.pos"][0, corners], pinned_at)
+    assert worst < 0.02, worst
+    hanging = state["PBDSolver.pos"][0, :cloth.n_vertices]
+    assert hanging[:, 2].min() < 1.0 - 0.9 * CLOTH_SIZE[1]   # hangs nearly straight down
+    assert np.abs(state["PBDSolver.vel"][0, :cloth.n_vertices]).max() < 0.2
+    assert state["PBDSolver.pos"][1, :cloth.n_vertices, 2].max() < 0.05  # env 1: on the floor
+
+
+def test_pin_and_release_per_env_are_state():
+    scene, _, block = _scene(2)
+    block.set_free(None, False, envs_idx=[0])
+    pinned = scene.get_state()
+    moved = run(scene, 5)
+    ids = slice(block.start, None)
+    assert np.array_equal(moved["PBDSolver.pos"][0, ids], pinned["PBDSolver.pos"][0, ids])
+    assert not np.array_equal(moved["PBDSolver.pos"][1, ids], pinned["PBDSolver.pos"][1, ids])
+    block.set_free([0, 1], True, envs_idx=[0])
+    released = run(scene, 2)
+    assert not np.array_equal(released["PBDSolver.pos"][0, block.start], pinned["PBDSolver.pos"][0, block.start])
+    assert np.array_equal(released["PBDSolver.pos"][0, block.start + 2], pinned["PBDSolver.pos"][0, block.start + 2])
+    scene.reset(pinned)
+    assert np.array_equal(scene.get_state()["PBDSolver.free"], pinned["PBDSolver.free"])
+    scene.reset()
+    assert scene.get_state()["PBDSolver.free"].min() == 1
+
+
+def test_partial_reset_touches_only_those_envs():
+    check_partial_reset(build_batched(), envs_idx=(0, 2), n_steps=3)
+
+
+def test_envs_evolve_independently():
+    check_env_independence(build_batched(), "PBDSolver.pos", n_steps=20)
+
+
+def test_save_load_in_new_process_continues_bit_identically(tmp_path):
+    check_save_load_continue(build_batched, tmp_path / "pbd.pkl", n_before=5, n_after=10)
+
+
+def test_bad_input_raises_and_changes_nothing():
+    with pytest.raises(TypeError, match="gs.morphs.Cloth"):
+        gs.Scene().add_entity(gs.morphs.Box(), material=gs.materials.PBD.Cloth())
+    with pytest.raises(ValueError, match="stretch_compliance"):
+        gs.materials.PBD.Cloth(stretch_compliance=-1.0)
+    with pytest.raises(ValueError, match="substeps"):
+        gs.options.PBDOptions(substeps=0)
+    scene, cloth, _ = _scene(2)
+    before = scene.get_state()
+    with pytest.raises(ValueError, match="out of range"):
+        cloth.set_free([0, RES[0] * RES[1]], False)
+    with pytest.raises(ValueError, match="out of range"):
+        cloth.set_free([0], False, envs_idx=[2])
+    with pytest.raises(TypeError, match="True or False"):
+        cloth.set_free([0], 0)
+    with pytest.raises(ValueError, match="vel"):
+        cloth.set_velocity((1.0, 2.0))
+    after = scene.get_state()
+    assert all(np.array_equal(before[k], after[k]) for k in before.keys())
+
+
+def _free_fall_error_float64():
+    scene, cloth, _ = _scene(0, floor_height=None, substeps=4)
+    cloth.set_velocity((0.0, 1.0, 0.5))
+    assert scene.get_state()["PBDSolver.pos"].dtype == np.float64
+    return free_fall_error(scene, "PBDSolver", 20)
+
+
+def test_float64_free_fall():
+    err = run_isolated(_free_fall_error_float64, precision="64")
+    t, dt_sub = 20 * 0.01, 0.01 / 4
+    assert abs(err - 9.81 * t * dt_sub / 2) < 1e-9, err  # only the integrator's own term remains
