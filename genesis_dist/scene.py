@@ -158,6 +158,10 @@ class DistributedScene:
         shards = range(self.n_shards) if shards is None else shards
         args = [()] * len(shards) if args is None else args
         refs = [getattr(self._actors[s], method).remote(*a) for s, a in zip(shards, args)]
+        try:
+            return ray.get(refs)
+        except (ray.exceptions.RayActorError, ray.exceptions.RayTaskError):
+            pass  # find out which shard failed, below
         results, error = [], None
         for s, ref in zip(shards, refs):
             try:

@@ -8,6 +8,7 @@ shard, and `reset(state)` restores it, so a dead shard can be re-created and res
 from __future__ import annotations
 
 import os
+import time
 
 import cloudpickle
 import numpy as np
@@ -16,6 +17,16 @@ import ray
 import sim as gs
 from sim import checkpoint
 from genesis_dist.task import BUFFER_PREFIX, Task
+
+
+STEP_COLUMNS = ("reward", "done", "time_outs", "episode_length")
+
+
+def pack_step(out: dict) -> np.ndarray:
+    """(n_envs, obs columns + 4) float32: every observation group flattened, in order, then
+    STEP_COLUMNS (booleans as 0/1; episode lengths are exact in float32 below 2**24)."""
+    columns = [v.reshape(len(v), -1) for v in out["obs"].values()] + [out[k][:, None] for k in STEP_COLUMNS]
+    return np.concatenate(columns, axis=1, dtype=np.float32)
 
 
 class Shard:
@@ -102,8 +113,12 @@ class Shard:
         return fn(self.scene)
 
     # ------------------------------------------------------------------ task API
-    def task_step(self, actions: np.ndarray) -> dict:
-        return self.task.step(actions)
+    def task_step(self, actions: np.ndarray) -> tuple[np.ndarray, float]:
+        """Task.step packed into one float32 array (one object to ship, one to join; see
+        pack_step), and the seconds the step took here (to measure the coordinator)."""
+        start = time.perf_counter()
+        packed = pack_step(self.task.step(actions))
+        return packed, time.perf_counter() - start
 
     def task_view(self) -> dict:
         """Observations and episode lengths now, without stepping."""

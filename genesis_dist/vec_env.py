@@ -30,21 +30,17 @@ class VecEnv(RslVecEnv):
         self.max_episode_length = info["max_episode_length"]
         self.device = torch.device(device)
         self.cfg = {"task": task_cls.__qualname__, **dict(task_cfg or {})}
+        self.last_compute_s = 0.0
+        self._obs_shapes = info["obs_shapes"]
         self._refresh()
-
-    def _join(self, parts, key):
-        """Concatenate one numpy array per shard into a torch tensor on self.device."""
-        return torch.from_numpy(np.concatenate(parts if key is None else [p[key] for p in parts])).to(self.device)
 
     def _refresh(self):
         """Observations and episode lengths as the shards hold them now (after build or load)."""
         parts = self.scene.run_on_shards("task_view", what="observations")
-        self._obs = self._to_tensordict([p["obs"] for p in parts])
-        self._episode_length = self._join(parts, "episode_length").long()
-
-    def _to_tensordict(self, obs_parts: list[dict]) -> TensorDict:
-        groups = {g: self._join([p[g] for p in obs_parts], None) for g in obs_parts[0]}
-        return TensorDict(groups, batch_size=[self.num_envs], device=self.device)
+        groups = {g: torch.from_numpy(np.concatenate([p["obs"][g] for p in parts])).to(self.device)
+                  for g in self._obs_shapes}
+        self._obs = TensorDict(groups, batch_size=[self.num_envs], device=self.device)
+        self._episode_length = torch.from_numpy(np.concatenate([p["episode_length"] for p in parts])).long().to(self.device)
 
     # ------------------------------------------------------------------ rsl-rl VecEnv
     def get_observations(self) -> TensorDict:
@@ -54,10 +50,17 @@ class VecEnv(RslVecEnv):
         if not isinstance(actions, torch.Tensor):
             raise TypeError(f"actions must be a torch.Tensor, got {type(actions).__name__}")
         results = self.scene.task_step(actions.detach().to("cpu", torch.float32).numpy())
-        self._obs = self._to_tensordict([r["obs"] for r in results])
-        self._episode_length = self._join(results, "episode_length").long()
-        extras = {"time_outs": self._join(results, "time_outs")}
-        return self._obs, self._join(results, "reward"), self._join(results, "done"), extras
+        packed = torch.from_numpy(np.concatenate([packed for packed, _ in results])).to(self.device)
+        self.last_compute_s = max(seconds for _, seconds in results)  # the slowest shard's own step time
+        groups, col = {}, 0
+        for name, shape in self._obs_shapes.items():
+            width = int(np.prod(shape))
+            groups[name] = packed[:, col:col + width].reshape(self.num_envs, *shape)
+            col += width
+        self._obs = TensorDict(groups, batch_size=[self.num_envs], device=self.device)
+        reward, done, time_outs, episode_length = packed[:, col:].unbind(1)  # shard.STEP_COLUMNS
+        self._episode_length = episode_length.long()
+        return self._obs, reward, done > 0, {"time_outs": time_outs > 0}
 
     @property
     def episode_length_buf(self) -> torch.Tensor:
