@@ -19,7 +19,7 @@ import time
 import sim as gs
 from sim.solvers.base import registered_solvers
 
-FULL = dict(sizes=(1000, 8000, 64000), envs=(1, 4, 16), max_total=300_000, min_seconds=2.0)
+FULL = dict(sizes=(1000, 8000, 64000), envs=(1, 4, 16), max_total=200_000, min_seconds=2.0)
 QUICK = dict(sizes=(500, 2000), envs=(1, 4), max_total=10_000, min_seconds=0.3)
 GPU_FULL = dict(sizes=(1000, 8000, 64000), envs=(1, 16, 128), max_total=5_000_000, min_seconds=2.0)
 

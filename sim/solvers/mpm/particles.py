@@ -36,13 +36,12 @@ def sample_morph(morph, spacing: float) -> tuple[np.ndarray, float]:
     raise TypeError(f"particle solvers take gs.morphs.Box or gs.morphs.Sphere, got {type(morph).__name__}")
 
 
-def check_inside(points: np.ndarray, lower, upper, margin: float, what: str) -> None:
-    """Raise ValueError unless every point is at least `margin` inside the box [lower, upper]."""
-    low, high = np.asarray(lower) + margin, np.asarray(upper) - margin
-    if not (np.all(points >= low) and np.all(points <= high)):
+def check_inside(points: np.ndarray, lower, upper, what: str) -> None:
+    """Raise ValueError unless every point lies in the box [lower, upper]."""
+    if not (np.all(points >= np.asarray(lower)) and np.all(points <= np.asarray(upper))):
         raise ValueError(f"{what} reaches {points.min(0).round(4).tolist()}..{points.max(0).round(4).tolist()}, "
-                         f"outside the solver domain {low.round(4).tolist()}..{high.round(4).tolist()} "
-                         f"(bounds minus the boundary layer); enlarge lower_bound/upper_bound")
+                         f"outside the solver domain {list(lower)}..{list(upper)}; "
+                         f"move it or enlarge lower_bound/upper_bound")
 
 
 def scene_planes(scene) -> tuple[np.ndarray, np.ndarray]:

@@ -18,6 +18,7 @@ from sim.solvers.mpm.particles import ParticleEntity, check_inside, sample_morph
 
 PAD_CELLS = 3  # grid nodes outside the domain on each side; they hold the walls
 ELASTIC, SNOW, LIQUID = 0, 1, 2
+MAX_HARDENING = 5.0  # cap of Snow's hardening factor on its Lame parameters
 
 
 @dataclass(frozen=True)
@@ -80,6 +81,7 @@ class _MPMMaterial:
     E: float
     nu: float
     rho: float
+    kind = ELASTIC  # class constant, not a field: selects the constitutive model in the kernel
 
     def __post_init__(self):
         name = type(self).__name__
@@ -89,8 +91,6 @@ class _MPMMaterial:
             raise ValueError(f"MPM.{name}.nu must be in [0, 0.5), got {self.nu}")
         if not float(self.rho) > 0:
             raise ValueError(f"MPM.{name}.rho must be positive, got {self.rho}")
-
-    kind = ELASTIC
 
     def lame(self) -> tuple[float, float]:
         return _lame(self.E, self.nu)
@@ -112,7 +112,8 @@ class Elastic(_MPMMaterial):
 @dataclass(frozen=True)
 class Snow(_MPMMaterial):
     """Elasto-plastic snow: singular values of F clamped to [1 - theta_c, 1 + theta_s], the
-    plastic volume ratio Jp hardens the Lame parameters by exp(hardening * (1 - Jp))."""
+    plastic volume ratio Jp hardens the Lame parameters by exp(hardening * (1 - Jp)), capped
+    at MAX_HARDENING (so the sound speed, and the substeps it needs, stay bounded)."""
 
     E: float = 1.4e5
     nu: float = 0.2
@@ -127,6 +128,9 @@ class Snow(_MPMMaterial):
         if not (0 < float(self.theta_c) < 1 and float(self.theta_s) > 0 and float(self.hardening) >= 0):
             raise ValueError(f"MPM.Snow needs 0 < theta_c < 1, theta_s > 0, hardening >= 0; got "
                              f"{self.theta_c}, {self.theta_s}, {self.hardening}")
+
+    def sound_speed(self) -> float:
+        return super().sound_speed() * float(np.sqrt(MAX_HARDENING))
 
 
 @dataclass(frozen=True)
@@ -180,7 +184,7 @@ class MPMSolver(Solver):
             raise TypeError(f"MPMSolver takes gs.materials.MPM.*, got {type(material).__name__}")
         points, volume = sample_morph(morph, self.particle_size)
         opts = self.options
-        check_inside(points, opts.lower_bound, opts.upper_bound, 0.0,
+        check_inside(points, opts.lower_bound, opts.upper_bound,
                      f"MPM entity {len(self.entities)} ({type(morph).__name__})")
         entity = ParticleEntity(self, morph, material, self.n_particles, len(points))
         self.entities.append(entity)
@@ -258,7 +262,7 @@ class MPMSolver(Solver):
             new_F = eye * ti.pow(J, 1.0 / 3.0)
             stress = self.la0[p] * J * (J - 1.0) * eye
         else:
-            h = ti.exp(self.hardening[p] * (1.0 - Jp_in))
+            h = ti.min(ti.exp(self.hardening[p] * (1.0 - Jp_in)), MAX_HARDENING)
             U, sig, V = ti.svd(F)
             for d in ti.static(range(3)):
                 clamped = ti.min(ti.max(sig[d, d], 1.0 - self.theta_c[p]), 1.0 + self.theta_s[p])

@@ -121,7 +121,7 @@ class SPHSolver(Solver):
         if not isinstance(material, Liquid):
             raise TypeError(f"SPHSolver takes gs.materials.SPH.Liquid, got {type(material).__name__}")
         points, _ = sample_morph(morph, self.options.particle_size)
-        check_inside(points, self.options.lower_bound, self.options.upper_bound, 0.0,
+        check_inside(points, self.options.lower_bound, self.options.upper_bound,
                      f"SPH entity {len(self.entities)} ({type(morph).__name__})")
         entity = ParticleEntity(self, morph, material, self.n_particles, len(points))
         self.entities.append(entity)
