@@ -107,7 +107,8 @@ def write_markdown(args, rows, ckpt_rows):
     lines = [f"# Particle solvers: throughput ({args.backend}{', --quick' if args.quick else ''})", "",
              f"`python benchmarks/bench_particles.py{' --quick' if args.quick else ''} --backend {args.backend}`"
              f" on {platform.machine()}, {os.cpu_count()} CPU cores, float32, deterministic=False,"
-             " SimOptions dt = 0.01 s.", "",
+             f" SimOptions dt = 0.01 s; load average {os.getloadavg()[0]:.1f} at the end (shared machine:"
+             " other processes' load makes numbers noisy).", "",
              "| solver | particles | n_envs | substeps/step | steps/s | particle-steps/s |",
              "|---|---:|---:|---:|---:|---:|"]
     lines += [f"| {s} | {n} | {e} | {sub} | {sps:.2f} | {ps:.3g} |" for s, n, e, sub, sps, ps in rows]
