@@ -271,3 +271,12 @@ class FEMSolver(Solver):
 
 
 register_solver(FEMSolver)
+
+
+def benchmark_scene(n_particles_target: int):
+    """An elastic cube of about n_particles_target vertices, for benchmarks/bench_particles.py."""
+    options = FEMOptions()
+    cells = max(1, int(round(n_particles_target ** (1 / 3))) - 1)
+    side = cells * options.element_size
+    return (morphs.Box(pos=(0.0, 0.0, side / 2 + 0.1), size=(side, side, side)), Elastic(),
+            {"fem_options": options})

@@ -1,8 +1,7 @@
 """Tetrahedral meshes of a box and a ball, in the body frame.
 
-Both start from a grid of cubes, each split into the six tetrahedra around its main diagonal
-(Kuhn's subdivision): every cube is split the same way, so faces match across cubes and the
-mesh is conforming. The ball maps the cube [-1, 1]^3 onto the unit ball along rays from the
+Both start from a grid of cubes, each split into the six tetrahedra around one of its
+diagonals (Kuhn's subdivision), chosen so that faces match across cubes (a conforming mesh). The ball maps the cube [-1, 1]^3 onto the unit ball along rays from the
 centre (p -> p * |p|_inf / |p|_2), which keeps every tetrahedron positively oriented.
 """
 
@@ -23,14 +22,22 @@ def signed_volumes(vertices: np.ndarray, tets: np.ndarray) -> np.ndarray:
 
 
 def cube_grid(res) -> tuple[np.ndarray, np.ndarray]:
-    """Vertices (in [0, 1]^3) and positively oriented tets of a res = (nx, ny, nz) cube grid."""
+    """Vertices (in [0, 1]^3) and positively oriented tets of a res = (nx, ny, nz) cube grid.
+
+    Each cell's diagonal runs from its corner nearest the grid centre outwards (the split is
+    mirrored per octant), so the mesh is symmetric and, mapped onto a ball, every tet keeps a
+    vertex inside the ball instead of lying flat on its surface. Faces still match: a face's
+    diagonal depends only on the octant signs of the two axes it spans, which neighbours share.
+    """
     nx, ny, nz = res
     axes = [np.linspace(0.0, 1.0, n + 1) for n in res]
     vertices = np.stack(np.meshgrid(*axes, indexing="ij"), -1).reshape(-1, 3)
     cells = np.stack(np.meshgrid(np.arange(nx), np.arange(ny), np.arange(nz), indexing="ij"), -1).reshape(-1, 3)
+    outward = (2 * cells + 1 >= np.asarray(res)).astype(int)     # 1: cell above the centre on that axis
     tets = []
     for path in _KUHN:
-        corners = cells[:, None, :] + path[None]                   # (cells, 4, 3)
+        mirrored = np.where(outward[:, None, :] == 1, path[None], 1 - path[None])  # (cells, 4, 3)
+        corners = cells[:, None, :] + mirrored
         tets.append((corners[..., 0] * (ny + 1) + corners[..., 1]) * (nz + 1) + corners[..., 2])
     tets = np.concatenate(tets)
     flip = signed_volumes(vertices, tets) < 0
