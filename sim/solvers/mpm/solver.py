@@ -5,6 +5,11 @@ One kernel launch per substep runs all four stages for all envs: clear grid, par
 grid, grid update (gravity, domain walls, static planes), grid to particle. Elastic is Neo-Hookean;
 Snow is fixed-corotated with F's singular values clamped and hardening by Jp (Stomakhin et
 al. 2013); Liquid keeps only the volume change of F.
+
+Determinism: particle-to-grid adds into grid nodes atomically, so the order of those float sums
+follows the thread schedule. Bit-exact repetition (reset, save -> load, envs unaffected by each
+other) holds in deterministic mode (CPU, one thread). Multi-threaded or on a GPU, results agree
+to rounding only, and envs stay independent in value but not bit for bit.
 """
 
 from dataclasses import dataclass

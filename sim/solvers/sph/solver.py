@@ -5,6 +5,10 @@ uniform grid of cells one support radius wide (a counting sort per env, each cel
 sorted by particle index so sums never depend on thread order), density by summation, Tait
 pressure, pressure and artificial-viscosity forces (pairwise antisymmetric, so momentum is
 conserved), then symplectic Euler with the domain walls and the scene's static planes.
+
+Determinism: no float is ever summed atomically (cell counts are integers, each cell's list
+is sorted, density and force are gathers), so on the CPU a trajectory repeats bit for bit with
+or without deterministic mode, and envs never affect each other's bits.
 """
 
 from dataclasses import dataclass
