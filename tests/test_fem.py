@@ -60,6 +60,20 @@ def test_free_fall_matches_ballistic_formula():
     assert abs(err - G * t * dt_sub / 2) < 1e-4, err
 
 
+def test_fem_and_pbd_bodies_in_one_scene():
+    """Two solvers in one scene step side by side (they do not couple): both fall freely."""
+    scene = gs.Scene(sim_options=gs.options.SimOptions(dt=0.01),
+                     fem_options=gs.options.FEMOptions(substeps=5, floor_height=None),
+                     pbd_options=gs.options.PBDOptions(substeps=5, floor_height=None))
+    scene.add_entity(gs.morphs.Box(pos=(0.0, 0.0, 0.5), size=(0.1, 0.1, 0.1)), material=gs.materials.FEM.Elastic())
+    scene.add_entity(gs.morphs.Cloth(pos=(0.0, 0.0, 0.5), size=(0.2, 0.2), res=(4, 4)),
+                     material=gs.materials.PBD.Cloth())
+    scene.build(n_envs=2)
+    t, dt_sub = 10 * 0.01, 0.01 / 5
+    assert abs(free_fall_error(scene, "FEMSolver", 10) - G * t * dt_sub / 2) < 1e-4
+    assert abs(free_fall_error(scene, "PBDSolver", 10) - G * t * dt_sub / 2) < 1e-4
+
+
 def _settled_tip_deflection(elements_across, length=0.4, width=0.04, E=1e7, rho=1000.0):
     """Tip deflection of a beam clamped at x = -length/2, settled under its own weight."""
     material = gs.materials.FEM.Elastic(E=E, nu=0.3, rho=rho)

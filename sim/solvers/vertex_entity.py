@@ -44,6 +44,11 @@ class VertexEntity:
     def n_vertices(self) -> int:
         return self.rest_pos.shape[0]
 
+    @property
+    def particles(self) -> slice:
+        """This entity's rows in its solver's state arrays: state["FEMSolver.pos"][:, e.particles]."""
+        return slice(self.start, self.start + self.n_vertices)
+
     # ------------------------------------------------------------------ validation
     def _envs(self, envs_idx) -> np.ndarray:
         scene = self.solver.scene
@@ -94,7 +99,7 @@ class VertexEntity:
     def get_pos(self) -> np.ndarray:
         """Vertex positions, (n_envs, n_vertices, 3), or (n_vertices, 3) when unbatched (a copy)."""
         self._envs(None)
-        pos = self.solver.state["pos"].to_numpy()[:, self.start:self.start + self.n_vertices]
+        pos = self.solver.state["pos"].to_numpy()[:, self.particles]
         return pos[0] if self.solver.scene.n_envs == 0 else pos
 
 
