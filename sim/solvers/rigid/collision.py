@@ -4,9 +4,9 @@ list of candidate geom pairs within an env).
 Supported pairs and how many contacts each gives:
 plane-sphere 1, plane-capsule 2 (its end caps), plane-box up to 8 (corners),
 sphere-sphere 1, sphere-capsule 1, capsule-capsule 1 (closest points of the segments),
-sphere-box 1, capsule-box up to 2 (its end caps as spheres: an approximation that misses a
-box edge touching the middle of the capsule), box-box up to 8 (corners of each box inside
-the other: an approximation that misses edge-edge contact).
+sphere-box 1, capsule-box up to 3 (spheres on the segment: see `_capsule_box`), box-box up to 8 (corners of one box against the face of least overlap of
+the other, chosen by a separating-axis test over face normals: edge-edge contact between
+two boxes is an approximation, found only through corners).
 A contact is reported while the gap is below the margin, so the solver can stop bodies
 from closing more than the gap in one step (speculative contact: no tunnelling, no jitter).
 Normals point from the first geom of the pair to the second.
@@ -49,13 +49,19 @@ def _segment(d: ti.template(), e, g):
 
 
 @ti.func
-def _closest_on_segment(a, b, p):
+def _segment_param(a, b, p):
+    """Parameter in [0, 1] of the point of segment a-b closest to p."""
     ab = b - a
     t = 0.0
     denom = ab.dot(ab)
     if denom > 1e-12:
         t = ti.min(ti.max((p - a).dot(ab) / denom, 0.0), 1.0)
-    return a + t * ab
+    return t
+
+
+@ti.func
+def _closest_on_segment(a, b, p):
+    return a + _segment_param(a, b, p) * (b - a)
 
 
 @ti.func
@@ -120,23 +126,95 @@ def _sphere_box(d: ti.template(), e, c, r, gb, mu, g1, g2):
 
 
 @ti.func
-def _box_corners_in_box(d: ti.template(), e, ga, gb, mu, g1, g2, sign):
-    """Corners of box gb inside box ga; the normal is ga's face normal times `sign`."""
+def _box_face_contacts(d: ti.template(), e, ga, gb, k, mu, g1, g2):
+    """Corners of box gb against the face of box ga whose normal is ga's axis k (the face
+    facing gb). Normals point from g1 to g2."""
     rot_a, rot_b = d.gxmat[e, ga], d.gxmat[e, gb]
     sa, sb = d.geom_size[ga], d.geom_size[gb]
+    side = 1.0 if (rot_a.transpose() @ (d.gxpos[e, gb] - d.gxpos[e, ga]))[k] >= 0 else -1.0
+    face = ti.Vector([0.0, 0.0, 0.0])
+    face[k] = side
+    normal = rot_a @ face
+    if ga != g1:
+        normal = -normal
     for corner in range(8):
         offset = ti.Vector([sb[0] * (1 - 2 * (corner & 1)), sb[1] * (1 - (corner & 2)),
                             sb[2] * (1 - ((corner & 4) >> 1))])
         p = d.gxpos[e, gb] + rot_b @ offset
         local = rot_a.transpose() @ (p - d.gxpos[e, ga])
-        best, axis = sa[0] + d.margin - ti.abs(local[0]), 0
-        for k in ti.static(range(1, 3)):
-            if sa[k] + d.margin - ti.abs(local[k]) < best:
-                best, axis = sa[k] + d.margin - ti.abs(local[k]), k
-        if best > 0:
-            out = ti.Vector([0.0, 0.0, 0.0])
-            out[axis] = 1.0 if local[axis] >= 0 else -1.0
-            _add(d, e, p, sign * (rot_a @ out), best - d.margin, mu, g1, g2)
+        depth = sa[k] - side * local[k]
+        inside = depth > -d.margin
+        for j in ti.static(range(3)):
+            if j != k and ti.abs(local[j]) > sa[j] + d.margin:
+                inside = False
+        if inside:
+            _add(d, e, p, normal, depth, mu, g1, g2)
+
+
+@ti.func
+def _box_box(d: ti.template(), e, g1, g2, mu):
+    """Separating-axis test over the six face normals; the corners of one box are then tested
+    against the face of least overlap of the other (edge-edge axes are not tried)."""
+    rot_1, rot_2 = d.gxmat[e, g1], d.gxmat[e, g2]
+    s1, s2 = d.geom_size[g1], d.geom_size[g2]
+    c = rot_1.transpose() @ rot_2
+    offset_1 = rot_1.transpose() @ (d.gxpos[e, g2] - d.gxpos[e, g1])
+    offset_2 = rot_2.transpose() @ (d.gxpos[e, g1] - d.gxpos[e, g2])
+    best, axis = 1e30, 0
+    for k in ti.static(range(6)):
+        overlap = 0.0
+        if ti.static(k < 3):
+            overlap = s1[k] + ti.abs(c[k, 0]) * s2[0] + ti.abs(c[k, 1]) * s2[1] + ti.abs(c[k, 2]) * s2[2] \
+                - ti.abs(offset_1[k])
+        else:
+            overlap = s2[k - 3] + ti.abs(c[0, k - 3]) * s1[0] + ti.abs(c[1, k - 3]) * s1[1] \
+                + ti.abs(c[2, k - 3]) * s1[2] - ti.abs(offset_2[k - 3])
+        if overlap < best:
+            best, axis = overlap, k
+    if best > -d.margin:
+        if axis < 3:
+            _box_face_contacts(d, e, g1, g2, axis, mu, g1, g2)
+        else:
+            _box_face_contacts(d, e, g2, g1, axis - 3, mu, g1, g2)
+
+
+@ti.func
+def _box_distance(d: ti.template(), e, gb, p):
+    rot, size = d.gxmat[e, gb], d.geom_size[gb]
+    local = rot.transpose() @ (p - d.gxpos[e, gb])
+    clamped = ti.Vector([ti.min(ti.max(local[k], -size[k]), size[k]) for k in ti.static(range(3))])
+    return (local - clamped).norm()
+
+
+@ti.func
+def _capsule_box(d: ti.template(), e, g1, g2, mu):
+    """Capsule g1 on box g2: three spheres on the segment, at its point closest to the box
+    (alternating projections between the two convex sets) and at both ends of the stretch
+    of segment that lies as close to the box (bisection: distance is convex along it), so a
+    capsule lying on a face is held at two points."""
+    a, b = _segment(d, e, g1)
+    r = d.geom_size[g1][0]
+    rot, size, centre = d.gxmat[e, g2], d.geom_size[g2], d.gxpos[e, g2]
+    t = _segment_param(a, b, centre)
+    for _ in range(8):
+        local = rot.transpose() @ (a + t * (b - a) - centre)
+        clamped = ti.Vector([ti.min(ti.max(local[k], -size[k]), size[k]) for k in ti.static(range(3))])
+        t = _segment_param(a, b, centre + rot @ clamped)
+    threshold = ti.max(_box_distance(d, e, g2, a + t * (b - a)), r) + 0.25 * d.margin
+    ends = ti.Vector([0.0, 1.0])
+    for side in ti.static(range(2)):
+        outer, inner = ends[side], t
+        if _box_distance(d, e, g2, a + outer * (b - a)) > threshold:
+            for _ in range(12):
+                mid = 0.5 * (outer + inner)
+                if _box_distance(d, e, g2, a + mid * (b - a)) <= threshold:
+                    inner = mid
+                else:
+                    outer = mid
+            ends[side] = inner
+    for k in ti.static(range(3)):
+        param = t if k == 2 else ends[k]
+        _sphere_box(d, e, a + param * (b - a), r, g2, mu, g1, g2)
 
 
 @ti.kernel
@@ -177,8 +255,6 @@ def detect_contacts(d: ti.template()):
                     p1, p2 = _segments_closest(a, b, a2, b2)
                     _sphere_sphere(d, e, p1, r1, p2, r2, mu, g1, g2)
                 elif t2 == BOX:
-                    _sphere_box(d, e, a, r1, g2, mu, g1, g2)
-                    _sphere_box(d, e, b, r1, g2, mu, g1, g2)
+                    _capsule_box(d, e, g1, g2, mu)
             elif t1 == BOX and t2 == BOX:
-                _box_corners_in_box(d, e, g1, g2, mu, g1, g2, 1.0)
-                _box_corners_in_box(d, e, g2, g1, mu, g1, g2, -1.0)
+                _box_box(d, e, g1, g2, mu)

@@ -26,7 +26,7 @@ logger = logging.getLogger("sim")
 
 # contacts one candidate pair can produce, by (type of first geom, type of second)
 _PAIR_CONTACTS = {(PLANE, SPHERE): 1, (PLANE, CAPSULE): 2, (PLANE, BOX): 8, (SPHERE, SPHERE): 1,
-                  (SPHERE, CAPSULE): 1, (SPHERE, BOX): 1, (CAPSULE, CAPSULE): 1, (CAPSULE, BOX): 2, (BOX, BOX): 8}
+                  (SPHERE, CAPSULE): 1, (SPHERE, BOX): 1, (CAPSULE, CAPSULE): 1, (CAPSULE, BOX): 3, (BOX, BOX): 8}
 
 
 @dataclass(frozen=True)
