@@ -140,7 +140,12 @@ class FEMSolver(Solver):
 
     @property
     def substep_dt(self) -> float:
-        return self.sim_options.dt / (self.sim_options.substeps * self.options.substeps)
+        return self.sim_options.dt / self.substeps
+
+    @property
+    def substeps(self) -> int:
+        """Explicit steps per scene.step()."""
+        return self.sim_options.substeps * self.options.substeps
 
     def state_specs(self):
         n = self.n_vertices
@@ -265,7 +270,7 @@ class FEMSolver(Solver):
         dt = self.substep_dt
         floor = 0.0 if o.floor_height is None else o.floor_height
         keep = math.exp(-o.damping * dt)
-        for _ in range(self.sim_options.substeps * o.substeps):
+        for _ in range(self.substeps):
             self._element_forces()
             self._integrate(dt, int(o.floor_height is not None), floor, o.friction, keep)
 

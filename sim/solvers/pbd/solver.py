@@ -152,6 +152,11 @@ class PBDSolver(Solver):
     def n_particles(self) -> int:
         return sum(e.n_vertices for e in self.entities)
 
+    @property
+    def substeps(self) -> int:
+        """XPBD steps per scene.step()."""
+        return self.sim_options.substeps * self.options.substeps
+
     def state_specs(self):
         n = self.n_particles
         return [FieldSpec("pos", (n,), FLOAT, (3,)), FieldSpec("vel", (n,), FLOAT, (3,)),
@@ -248,11 +253,10 @@ class PBDSolver(Solver):
 
     def step(self):
         o = self.options
-        n_steps = self.sim_options.substeps * o.substeps
-        dt = self.sim_options.dt / n_steps
+        dt = self.sim_options.dt / self.substeps
         floor = 0.0 if o.floor_height is None else o.floor_height
         keep = math.exp(-o.damping * dt)
-        for _ in range(n_steps):
+        for _ in range(self.substeps):
             self._predict(dt)
             for _ in range(o.iterations):
                 self._project(dt)
