@@ -257,7 +257,9 @@ class SPHSolver(Solver):
                         c = self._linear(cj, res)
                         for s in range(self.cell_start[b, c], self.cell_start[b, c] + self.cell_count[b, c]):
                             j = self.sorted_ids[b, s]
-                            rho += self.p_mass[j] * self._kernel_w((xi - self.pos[b, j]).norm(), h)
+                            r2 = (xi - self.pos[b, j]).norm_sqr()
+                            if r2 < h * h:
+                                rho += self.p_mass[j] * self._kernel_w(ti.sqrt(r2), h)
                 self.density[b, i] = rho
                 ratio = rho / self.rho0[i]
                 self.pressure[b, i] = ti.max(0.0, self.stiffness[i] * (ti.pow(ratio, self.exponent[i]) - 1.0))
@@ -276,8 +278,9 @@ class SPHSolver(Solver):
                         for s in range(self.cell_start[b, c], self.cell_start[b, c] + self.cell_count[b, c]):
                             j = self.sorted_ids[b, s]
                             xij = xi - self.pos[b, j]
-                            r = xij.norm()
-                            if j != i and r > 0 and r < h:
+                            r2 = xij.norm_sqr()
+                            if j != i and r2 > 0 and r2 < h * h:
+                                r = ti.sqrt(r2)
                                 rho_j = self.density[b, j]
                                 grad = self._kernel_dw(r, h) / r * xij
                                 vx = (vi - self.vel[b, j]).dot(xij)
