@@ -107,12 +107,14 @@ def solve_constraints(d: ti.template(), dt: float):
             d.row_A[e, r] = ti.max(a, 1e-12)
             d.row_lam[e, r] = 0.0
         for _ in range(d.iterations):
+            change, size = 0.0, 0.0
             r = 0
             while r < d.row_count[e]:
                 if d.row_kind[e, r] == UNILATERAL:
                     lam = d.row_lam[e, r]
                     new = ti.max(lam + (d.row_b[e, r] - _row_velocity(d, e, r)) / d.row_A[e, r], 0.0)
                     _apply(d, e, r, new - lam)
+                    change, size = ti.max(change, ti.abs(new - lam)), ti.max(size, new)
                     r += 1
                 else:
                     l1 = d.row_lam[e, r] - _row_velocity(d, e, r) / d.row_A[e, r]
@@ -123,6 +125,9 @@ def solve_constraints(d: ti.template(), dt: float):
                         scale = bound / norm
                         l1 *= scale
                         l2 *= scale
+                    change = ti.max(change, ti.max(ti.abs(l1 - d.row_lam[e, r]), ti.abs(l2 - d.row_lam[e, r + 1])))
                     _apply(d, e, r, l1 - d.row_lam[e, r])
                     _apply(d, e, r + 1, l2 - d.row_lam[e, r + 1])
                     r += 2
+            if change <= 1e-6 * size:  # converged: later sweeps would change nothing that matters
+                break

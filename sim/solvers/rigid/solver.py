@@ -31,7 +31,8 @@ _PAIR_CONTACTS = {(PLANE, SPHERE): 1, (PLANE, CAPSULE): 2, (PLANE, BOX): 8, (SPH
 
 @dataclass(frozen=True)
 class RigidOptions:
-    """iterations: Gauss-Seidel sweeps of the constraint solver per substep.
+    """iterations: most Gauss-Seidel sweeps of the constraint solver per substep (it stops
+    early once the impulses stop changing).
     baumgarte: fraction of a penetration removed per substep. contact_slop: penetration (m)
     left alone, so resting contacts do not jitter. contact_margin: gap (m) below which a
     contact is reported (speculatively). max_contacts: cap per environment."""

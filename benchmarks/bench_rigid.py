@@ -1,0 +1,123 @@
+"""Rigid solver throughput: env-steps/s of the bundled franka on a plane, at several n_envs,
+beside MuJoCo stepping the same model with `mujoco.rollout` on all cores; and build time
+(scene build + first step, where the kernels compile) with a cold and a warm Taichi cache.
+
+    .venv/bin/python benchmarks/bench_rigid.py            # n_envs 1, 64, 1024, 8192
+    .venv/bin/python benchmarks/bench_rigid.py --quick    # n_envs 1, 64; few steps
+    .venv/bin/python benchmarks/bench_rigid.py --backend gpu --out benchmarks/results/rigid.md
+"""
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+
+import numpy as np
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(HERE)
+
+
+def build_scene(gs, n_envs):
+    scene = gs.Scene(sim_options=gs.options.SimOptions(dt=0.01))
+    scene.add_entity(gs.morphs.Plane())
+    robot = scene.add_entity(gs.morphs.MJCF(file="franka.xml"))
+    scene.build(n_envs=n_envs)
+    return scene, robot
+
+
+def child_build(backend):
+    """Runs in a fresh process: seconds to build and take the first step."""
+    sys.path.insert(0, ROOT)
+    import sim as gs
+
+    gs.init(backend=backend)
+    start = time.perf_counter()
+    scene, _ = build_scene(gs, 16)
+    scene.step()
+    return time.perf_counter() - start
+
+
+def build_times(backend):
+    """(cold, warm): a fresh Taichi offline cache, then the same cache again, each in a new process."""
+    out = []
+    with tempfile.TemporaryDirectory() as cache:
+        env = dict(os.environ, TI_OFFLINE_CACHE_FILE_PATH=cache)
+        for _ in range(2):
+            res = subprocess.run([sys.executable, __file__, "--child-build", "--backend", backend],
+                                 env=env, capture_output=True, text=True, check=True)
+            out.append(json.loads(res.stdout.strip().splitlines()[-1])["build_s"])
+    return tuple(out)
+
+
+def ours(gs, n_envs, steps):
+    scene, _ = build_scene(gs, n_envs)
+    scene.step()  # compile
+    import taichi as ti
+
+    ti.sync()
+    start = time.perf_counter()
+    for _ in range(steps):
+        scene.step()
+    ti.sync()
+    return max(n_envs, 1) * steps / (time.perf_counter() - start)
+
+
+def mujoco_rollout(n_envs, steps):
+    import mujoco
+    from mujoco import rollout
+
+    spec = mujoco.MjSpec.from_file(os.path.join(ROOT, "sim", "assets", "franka.xml"))
+    spec.worldbody.add_geom(type=mujoco.mjtGeom.mjGEOM_PLANE, size=[0, 0, 1])
+    spec.option.integrator = mujoco.mjtIntegrator.mjINT_IMPLICITFAST  # what our servos match
+    model = spec.compile()
+    nthread = os.cpu_count()
+    datas = [mujoco.MjData(model) for _ in range(nthread)]
+    mujoco.mj_resetDataKeyframe(model, datas[0], 0)
+    state = np.zeros(mujoco.mj_stateSize(model, mujoco.mjtState.mjSTATE_FULLPHYSICS))
+    mujoco.mj_getState(model, datas[0], state, mujoco.mjtState.mjSTATE_FULLPHYSICS)
+    initial = np.tile(state, (n_envs, 1))
+    control = np.tile(model.key_ctrl[0], (n_envs, steps, 1))
+    rollout.rollout(model, datas, initial, control[:, :2], persistent_pool=True)  # warm the pool
+    start = time.perf_counter()
+    rollout.rollout(model, datas, initial, control, persistent_pool=True)
+    return n_envs * steps / (time.perf_counter() - start)
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--quick", action="store_true", help="n_envs 1 and 64, few steps")
+    parser.add_argument("--backend", default="cpu", choices=["cpu", "gpu"])
+    parser.add_argument("--out", help="write a markdown table here")
+    parser.add_argument("--child-build", action="store_true", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.child_build:
+        print(json.dumps({"build_s": child_build(args.backend)}))
+        return
+    sys.path.insert(0, ROOT)
+    import sim as gs
+
+    cold, warm = build_times(args.backend)
+    gs.init(backend=args.backend)
+    sizes = [1, 64] if args.quick else [1, 64, 1024, 8192]
+    rows = []
+    for n in sizes:
+        steps = 20 if args.quick else max(10, min(500, 200_000 // n))
+        rows.append((n, ours(gs, n, steps), mujoco_rollout(n, steps)))
+        print(f"n_envs {n:5d}: ours {rows[-1][1]:12.0f} env-steps/s   mujoco.rollout ({os.cpu_count()} threads) "
+              f"{rows[-1][2]:12.0f} env-steps/s", flush=True)
+    print(f"build + first step: cold cache {cold:.2f} s, warm cache {warm:.2f} s")
+    if args.out:
+        lines = [f"| n_envs | ours ({args.backend}) env-steps/s | mujoco.rollout ({os.cpu_count()} threads) env-steps/s | ratio |",
+                 "|---:|---:|---:|---:|"]
+        lines += [f"| {n} | {a:,.0f} | {b:,.0f} | {a / b:.2f} |" for n, a, b in rows]
+        lines.append(f"\nBuild + first step (franka + plane, 16 envs): cold cache {cold:.2f} s, warm cache {warm:.2f} s")
+        with open(args.out, "w") as f:
+            f.write("\n".join(lines) + "\n")
+
+
+if __name__ == "__main__":
+    main()
