@@ -64,14 +64,19 @@ def test_free_fall_matches_ballistic_formula():
     assert _edge_strain(scene.get_state()["PBDSolver.pos"], cloth) < 1e-4
 
 
-def test_particles_land_on_floor_and_stop():
+def test_particles_land_on_floor_and_stack():
+    """A 2 x 3 x 4 block of particles 0.05 apart (their diameter) lands and rests as a stack
+    of 4 layers: on the floor, 3 diameters high, no two particles overlapping."""
     scene, _, block = _scene(0, damping=0.5)
-    for _ in range(100):
+    for _ in range(150):
         scene.step()
     state = scene.get_state()
-    z = state["PBDSolver.pos"][block.start:, 2]
-    assert z.min() >= 0.0 and z.max() < 1e-6
-    assert np.abs(state["PBDSolver.vel"][block.start:]).max() < 1e-3
+    pos = state["PBDSolver.pos"][block.particles]
+    assert pos[:, 2].min() >= 0.0 and pos[:, 2].min() < 1e-6
+    assert abs(pos[:, 2].max() - 3 * 0.05) < 0.005
+    gaps = np.linalg.norm(pos[:, None] - pos[None], axis=-1) + np.eye(len(pos))
+    assert gaps.min() > 0.95 * 0.05
+    assert np.abs(state["PBDSolver.vel"][block.particles]).max() < 1e-3
 
 
 def test_cloth_pinned_at_two_corners_hangs_without_stretching():

@@ -8,7 +8,8 @@ so every run is bit-reproducible whatever the thread count.
 
 Particles with `free == 0` are pinned: they have infinite mass, do not move, and hold
 whatever they are attached to. `free` is per env and part of the state, so reset restores it.
-Loose particles (PBD.Particle) feel gravity and the floor but not each other.
+Loose particles (PBD.Particle) are spheres of diameter `particle_size` that push each other
+apart (see particle_contacts.py); cloth does not collide with particles nor with itself.
 """
 
 import math
@@ -20,6 +21,7 @@ import taichi as ti
 from sim import morphs, runtime
 from sim.solvers.base import FLOAT, FieldSpec, Solver, register_solver
 from sim.solvers.pbd.constraints import colour, grid_triangles, stretch_and_bending_pairs
+from sim.solvers.pbd.particle_contacts import ParticleContacts
 from sim.solvers.vertex_entity import VertexEntity, place
 
 MAX_COLOURS = 24  # colour loops are unrolled in the projection kernel; a grid cloth needs about 12
@@ -39,7 +41,7 @@ def _check_int(name, value):
 @dataclass(frozen=True)
 class PBDOptions:
     """substeps: XPBD steps per scene substep; iterations: constraint passes per step;
-    particle_size: spacing of loose particles sampled in a Box (m); floor_height: z of the
+    particle_size: spacing (and diameter) of loose particles sampled in a Box (m); floor_height: z of the
     floor plane, None for no floor; friction: floor friction coefficient; damping: velocity
     damping rate (1/s)."""
 
@@ -199,6 +201,10 @@ class PBDSolver(Solver):
             [np.full(e.n_vertices, 1.0 / e.mass) for e in self.entities]).astype(np_float))
         self.pos.from_numpy(np.broadcast_to(rest, (batch, n, 3)).astype(np_float))
         self.free.fill(1)
+        loose = np.concatenate([np.arange(e.start, e.start + e.n_vertices) for e in self.entities
+                                if isinstance(e.material, Particle)] + [np.zeros(0, np.int64)])
+        self.contacts = (ParticleContacts(self.pos, self.free, loose, self.options.particle_size / 2, batch)
+                         if len(loose) else None)
 
     # ------------------------------------------------------------------ kernels
     @ti.kernel
@@ -260,6 +266,8 @@ class PBDSolver(Solver):
             self._predict(dt)
             for _ in range(o.iterations):
                 self._project(dt)
+                if self.contacts is not None:
+                    self.contacts.solve()
             self._finish(dt, int(o.floor_height is not None), floor, o.friction, keep)
 
 
