@@ -21,6 +21,7 @@ from genesis_dist import ray_session
 from genesis_dist.errors import ShardDiedError, ShardError
 from genesis_dist.layout import Layout
 from genesis_dist.shard import Shard
+from genesis_dist.task import TaskSpec
 
 _ShardActor = ray.remote(max_restarts=0, max_task_retries=0)(Shard)
 STRATEGIES = ("SPREAD", "PACK", "STRICT_SPREAD", "STRICT_PACK")
@@ -49,7 +50,8 @@ def _bundle(resources: dict | None, backend: str | None) -> dict:
 class DistributedScene:
     """A scene of `n_envs` envs split over `n_shards` Ray actors (see DESIGN.md).
 
-    build_scene(n_envs) runs in every shard, after gs.init, and returns a built sim.Scene.
+    build_scene(n_envs) runs in every shard, after gs.init, and returns a built sim.Scene (or it
+    is a TaskSpec: see for_task).
     backend: None picks gs.gpu in a shard exactly when Ray gave it a GPU; "cpu" / "gpu" force one.
     resources_per_shard: {"num_cpus": 1, "num_gpus": 0.25, "memory": bytes, "resources": {...}}.
     placement_strategy: "SPREAD" (default; across nodes where it can), "PACK", or the STRICT_ forms.
@@ -59,46 +61,27 @@ class DistributedScene:
                  precision: str = "32", deterministic: bool = False, seed: int = 0,
                  resources_per_shard: dict | None = None, placement_strategy: str = "SPREAD",
                  placement_timeout_s: float = 120.0):
-        if not callable(build_scene):
+        if not isinstance(build_scene, TaskSpec) and not callable(build_scene):
             raise TypeError(f"build_scene must be a function build_scene(n_envs) -> sim.Scene, got {build_scene!r}")
-        self._start(("scene", build_scene, None), n_envs, n_shards, backend, precision, deterministic, seed,
-                    resources_per_shard, placement_strategy, placement_timeout_s)
-
-    @classmethod
-    def for_task(cls, task_cls, task_cfg: dict | None, n_envs: int, n_shards: int = 1, **kwargs) -> "DistributedScene":
-        """A scene whose shards each run `task_cls(n_local_envs, task_cfg, env_offset)` (see VecEnv)."""
-        self = cls.__new__(cls)
-        defaults = dict(backend=None, precision="32", deterministic=False, seed=0, resources_per_shard=None,
-                        placement_strategy="SPREAD", placement_timeout_s=120.0)
-        unknown = sorted(set(kwargs) - set(defaults))
-        if unknown:
-            raise TypeError(f"unexpected keyword(s) {unknown}")
-        defaults.update(kwargs)
-        self._start(("task", task_cls, task_cfg), n_envs, n_shards, *defaults.values())
-        return self
-
-    # ------------------------------------------------------------------ start-up
-    def _start(self, payload, n_envs, n_shards, backend, precision, deterministic, seed, resources,
-               strategy, placement_timeout_s):
         self._actors: list = []
         self._pg = None
         self.layout = Layout(n_envs, n_shards)
         if backend not in (None, "cpu", "gpu"):
             raise ValueError(f"backend must be None, 'cpu' or 'gpu', got {backend!r}")
-        if strategy not in STRATEGIES:
-            raise ValueError(f"placement_strategy must be one of {STRATEGIES}, got {strategy!r}")
-        self._bundle = _bundle(resources, backend)
-        self._payload = cloudpickle.dumps(payload)
+        if placement_strategy not in STRATEGIES:
+            raise ValueError(f"placement_strategy must be one of {STRATEGIES}, got {placement_strategy!r}")
+        self._bundle = _bundle(resources_per_shard, backend)
+        self._payload = cloudpickle.dumps(build_scene)
         self._init = {"precision": precision, "deterministic": deterministic, "seed": seed}
         if backend is not None:
             self._init["backend"] = backend
         ray_session.connect(self._bundle.get("CPU", 0) * n_shards)
-        self._pg = placement_group([self._bundle] * n_shards, strategy=strategy)
+        self._pg = placement_group([self._bundle] * n_shards, strategy=placement_strategy)
         try:
             ray.get(self._pg.ready(), timeout=placement_timeout_s)
         except ray.exceptions.GetTimeoutError:
             self.shutdown()
-            raise RuntimeError(f"could not place {n_shards} shards of {self._bundle} ({strategy}) within "
+            raise RuntimeError(f"could not place {n_shards} shards of {self._bundle} ({placement_strategy}) within "
                                f"{placement_timeout_s:.0f} s; the cluster has {ray.cluster_resources()}") from None
         self._actors = [self._spawn(s) for s in range(n_shards)]
         try:
@@ -107,6 +90,11 @@ class DistributedScene:
             self.shutdown()
             raise
         self._adopt(infos)
+
+    @classmethod
+    def for_task(cls, task_cls, task_cfg: dict | None, n_envs: int, n_shards: int = 1, **kwargs) -> "DistributedScene":
+        """A scene whose shards each run `task_cls(n_local_envs, task_cfg, env_offset)` (see VecEnv)."""
+        return cls(TaskSpec(task_cls, task_cfg), n_envs, n_shards, **kwargs)
 
     def _spawn(self, shard: int):
         """Create shard `shard`'s actor in its placement-group bundle (also how a lost shard is replaced)."""

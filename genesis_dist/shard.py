@@ -16,7 +16,7 @@ import ray
 
 import sim as gs
 from sim import checkpoint
-from genesis_dist.task import BUFFER_PREFIX, Task
+from genesis_dist.task import BUFFER_PREFIX, Task, TaskSpec
 
 
 STEP_COLUMNS = ("reward", "done", "time_outs", "episode_length")
@@ -32,7 +32,7 @@ def pack_step(out: dict) -> np.ndarray:
 class Shard:
     """Not used directly: `DistributedScene` wraps it with `ray.remote` and places it.
 
-    payload: cloudpickled ("scene", build_scene, None) or ("task", TaskClass, task_cfg).
+    payload: the cloudpickled build_scene function, or a TaskSpec.
     init: gs.init keywords (precision, deterministic, seed, and backend if the user chose one);
     by default the backend is gs.gpu exactly when Ray gave this actor a GPU.
     """
@@ -46,9 +46,9 @@ class Shard:
             init = dict(init)
             backend = init.pop("backend", None) or (gs.gpu if ray.get_gpu_ids() else gs.cpu)
             gs.init(backend=backend, **init)
-            kind, factory, cfg = cloudpickle.loads(payload)  # after gs.init: unpickling may build things
-            if kind == "task":
-                self.task = factory(n_envs, cfg, env_offset)
+            factory = cloudpickle.loads(payload)  # after gs.init: unpickling may build things
+            if isinstance(factory, TaskSpec):
+                self.task = factory.task_cls(n_envs, factory.cfg, env_offset)
                 self.scene = self.task.scene
             else:
                 self.scene = factory(n_envs)

@@ -9,10 +9,19 @@ appear as "Task.<name>" in get_state() and checkpoints, and reshard with the sol
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from dataclasses import dataclass
 
 import numpy as np
 
 BUFFER_PREFIX = "Task."
+
+
+@dataclass(frozen=True)
+class TaskSpec:
+    """What a shard builds instead of a plain scene: task_cls(n_local_envs, cfg, env_offset)."""
+
+    task_cls: type
+    cfg: dict | None = None
 
 
 class Task(ABC):

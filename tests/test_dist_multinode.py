@@ -3,6 +3,7 @@ shards SPREAD over the nodes, PACK on request, resharding across nodes, and a lo
 
 import os
 import sys
+import time
 
 import cloudpickle
 import numpy as np
@@ -28,6 +29,13 @@ def build_toy(n_envs):
     return scene
 
 
+def wait_until_all_cpus_free(timeout_s=60):
+    deadline = time.monotonic() + timeout_s
+    while ray.available_resources().get("CPU", 0) < ray.cluster_resources()["CPU"]:
+        assert time.monotonic() < deadline, "the previous scene's resources were not released"
+        time.sleep(0.2)
+
+
 @pytest.fixture(scope="module")
 def cluster():
     cluster = Cluster(initialize_head=True, head_node_args={**NODE, "include_dashboard": False})
@@ -49,6 +57,7 @@ def test_spread_places_one_shard_per_node_and_reshards_across_nodes(cluster, tmp
         for _ in range(3):
             spread.step()
         reference = spread.get_state()
+    wait_until_all_cpus_free()  # PACK is best effort: it packs what fits at the time
     with gd.DistributedScene(build_toy, n_envs=9, n_shards=2, placement_strategy="PACK",
                              resources_per_shard={"num_cpus": 1}, deterministic=True) as packed:
         assert len({info["node_id"] for info in packed.shard_info}) == 1
