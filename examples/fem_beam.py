@@ -3,8 +3,9 @@ the floor, in 2 environments, compared with Euler-Bernoulli's tip deflection q L
 
 In env 1 the clamp is switched off after 0.3 s: the beam falls and lands on the floor.
 FEMOptions.damping (mass-proportional, 30/s here so that the beam settles fast) also slows the
-ball's fall, like a strong air drag. Linear tetrahedra are stiffer in bending than the beam theory (shear locking), so with 2 elements
-across the beam the deflection comes out about half of Euler-Bernoulli's.
+ball's fall, like a strong air drag. Linear tetrahedra are stiffer in bending than beam theory
+(shear locking): with 2 elements across the beam the deflection is about half of
+Euler-Bernoulli's.
 
     python examples/fem_beam.py
 """
@@ -24,7 +25,8 @@ ball = scene.add_entity(gs.morphs.Sphere(pos=(0.5, 0.0, 0.2), radius=0.05),
                         material=gs.materials.FEM.Elastic(E=5e4, nu=0.4, rho=500.0))
 scene.build(n_envs=2)
 fem = scene.solvers["FEMSolver"]
-print(f"{beam.n_elements + ball.n_elements} tets; substep {fem.substep_dt:.2e} s, CFL estimate {fem.stable_substep():.2e} s")
+print(f"{beam.n_elements + ball.n_elements} tets; substep {fem.substep_dt:.2e} s, "
+      f"CFL estimate {fem.stable_substep():.2e} s")
 
 clamped = beam.rest_pos[:, 0] < -length / 2 + 1e-6
 tip = np.flatnonzero(beam.rest_pos[:, 0] > length / 2 - 1e-6)

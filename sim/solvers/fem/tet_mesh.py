@@ -1,8 +1,9 @@
 """Tetrahedral meshes of a box and a ball, in the body frame.
 
 Both start from a grid of cubes, each split into the six tetrahedra around one of its
-diagonals (Kuhn's subdivision), chosen so that faces match across cubes (a conforming mesh). The ball maps the cube [-1, 1]^3 onto the unit ball along rays from the
-centre (p -> p * |p|_inf / |p|_2), which keeps every tetrahedron positively oriented.
+diagonals (Kuhn's subdivision), chosen so that faces match across cubes (a conforming mesh).
+The ball maps the cube [-1, 1]^3 onto the unit ball along rays from the centre
+(p -> p * |p|_inf / |p|_2).
 """
 
 import itertools

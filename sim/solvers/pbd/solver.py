@@ -2,9 +2,10 @@
 
 Each scene substep is split into `PBDOptions.substeps` small steps ("small steps" XPBD,
 Macklin et al. 2019): predict positions under gravity, project every distance constraint
-`iterations` times by graph-coloured Gauss-Seidel, push particles out of the floor with
-position-based friction, and correct velocities by the displacement the constraints made. There are no atomics,
-so every run is bit-reproducible whatever the thread count.
+`iterations` times by graph-coloured Gauss-Seidel (and push loose particles apart), push
+particles out of the floor with position-based friction, and add the displacement this made,
+over dt, to the velocities. No sum depends on thread timing, so every run is bit-reproducible
+whatever the thread count.
 
 Particles with `free == 0` are pinned: they have infinite mass, do not move, and hold
 whatever they are attached to. `free` is per env and part of the state, so reset restores it.
@@ -41,9 +42,9 @@ def _check_int(name, value):
 @dataclass(frozen=True)
 class PBDOptions:
     """substeps: XPBD steps per scene substep; iterations: constraint passes per step;
-    particle_size: spacing (and diameter) of loose particles sampled in a Box (m); floor_height: z of the
-    floor plane, None for no floor; friction: floor friction coefficient; damping: velocity
-    damping rate (1/s)."""
+    particle_size: spacing and diameter of loose particles sampled in a Box (m); floor_height:
+    z of the floor plane, None for no floor; friction: floor friction coefficient; damping:
+    velocity damping rate (1/s)."""
 
     substeps: int = 10
     iterations: int = 1
