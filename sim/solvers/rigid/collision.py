@@ -172,10 +172,10 @@ def _box_box(d: ti.template(), e, g1, g2, mu):
         if overlap < best:
             best, axis = overlap, k
     if best > -d.margin:
-        if axis < 3:
-            _box_face_contacts(d, e, g1, g2, axis, mu, g1, g2)
-        else:
-            _box_face_contacts(d, e, g2, g1, axis - 3, mu, g1, g2)
+        ga, gb = g1, g2
+        if axis >= 3:
+            ga, gb, axis = g2, g1, axis - 3
+        _box_face_contacts(d, e, ga, gb, axis, mu, g1, g2)
 
 
 @ti.func
@@ -201,19 +201,20 @@ def _capsule_box(d: ti.template(), e, g1, g2, mu):
         clamped = ti.Vector([ti.min(ti.max(local[k], -size[k]), size[k]) for k in ti.static(range(3))])
         t = _segment_param(a, b, centre + rot @ clamped)
     threshold = ti.max(_box_distance(d, e, g2, a + t * (b - a)), r) + 0.25 * d.margin
-    ends = ti.Vector([0.0, 1.0])
-    for side in ti.static(range(2)):
-        outer, inner = ends[side], t
-        if _box_distance(d, e, g2, a + outer * (b - a)) > threshold:
-            for _ in range(12):
-                mid = 0.5 * (outer + inner)
-                if _box_distance(d, e, g2, a + mid * (b - a)) <= threshold:
-                    inner = mid
-                else:
-                    outer = mid
-            ends[side] = inner
-    for k in ti.static(range(3)):
-        param = t if k == 2 else ends[k]
+    for k in range(3):  # k = 0, 1: the two ends of the stretch; k = 2: the closest point
+        param = t
+        if k < 2:
+            outer, inner = float(k), t
+            if _box_distance(d, e, g2, a + outer * (b - a)) > threshold:
+                for _ in range(12):
+                    mid = 0.5 * (outer + inner)
+                    if _box_distance(d, e, g2, a + mid * (b - a)) <= threshold:
+                        inner = mid
+                    else:
+                        outer = mid
+                param = inner
+            else:
+                param = outer
         _sphere_box(d, e, a + param * (b - a), r, g2, mu, g1, g2)
 
 
@@ -232,8 +233,8 @@ def detect_contacts(d: ti.template()):
                     _plane_point(d, e, g1, c2, r2, mu, g1, g2)
                 elif t2 == CAPSULE:
                     a, b = _segment(d, e, g2)
-                    _plane_point(d, e, g1, a, r2, mu, g1, g2)
-                    _plane_point(d, e, g1, b, r2, mu, g1, g2)
+                    for k in range(2):
+                        _plane_point(d, e, g1, a + float(k) * (b - a), r2, mu, g1, g2)
                 elif t2 == BOX:
                     for corner in range(8):
                         s = d.geom_size[g2]

@@ -6,22 +6,41 @@ import taichi as ti
 
 from sim.solvers.rigid.model import ModelArrays
 
-_TYPES = {np.dtype(np.int32): ti.i32}
-
-
 def _field(arr: np.ndarray, ti_float):
-    """A constant field holding `arr` (at least one row, so empty models stay allocatable)."""
+    """An empty field shaped for `arr` (at least one row, so empty models stay allocatable)."""
     dtype = ti.i32 if arr.dtype == np.int32 else ti_float
     n = max(arr.shape[0], 1)
     if arr.ndim == 1:
-        f = ti.field(dtype, shape=n)
-    elif arr.ndim == 2:
-        f = ti.Vector.field(arr.shape[1], dtype, shape=n)
-    else:
-        raise ValueError(f"model array of shape {arr.shape}")
-    if arr.shape[0]:
-        f.from_numpy(arr.astype(np.int32 if dtype == ti.i32 else f.to_numpy().dtype))
-    return f
+        return ti.field(dtype, shape=n)
+    return ti.Vector.field(arr.shape[1], dtype, shape=n)
+
+
+@ti.data_oriented
+class ConstantLoader:
+    """Writes many model arrays into their fields with one kernel launch (one compile), instead
+    of a `from_numpy` kernel per field, which would be most of the build time."""
+
+    def __init__(self, fields: list, arrays: list):
+        self.fields = fields
+        self.widths = [a.shape[1] if a.ndim == 2 else 0 for a in arrays]
+        self.offsets = [int(x) for x in np.cumsum([0] + [a.size for a in arrays[:-1]])]
+        self.counts = [a.shape[0] for a in arrays]
+        self.packed = np.concatenate([a.astype(np.float64).ravel() for a in arrays] + [np.zeros(1)])
+
+    def load(self):
+        self._scatter(self.packed)
+
+    @ti.kernel
+    def _scatter(self, src: ti.types.ndarray(dtype=ti.f64, ndim=1)):
+        for fi in ti.static(range(len(self.fields))):
+            f = ti.static(self.fields[fi])
+            off, width = ti.static(self.offsets[fi], self.widths[fi])
+            for i in range(self.counts[fi]):
+                if ti.static(width == 0):
+                    f[i] = ti.cast(src[off + i], f.dtype)
+                else:
+                    for c in ti.static(range(width)):
+                        f[i][c] = ti.cast(src[off + i * width + c], f.dtype)
 
 
 @ti.data_oriented
@@ -29,10 +48,13 @@ class RigidData:
     def __init__(self, model: ModelArrays, pairs: np.ndarray, batch: int, state: dict, ti_float,
                  max_contacts: int, options, dt: float, gravity):
         arrays = model.arrays()
-        arrays.update(derived_arrays(model))
+        arrays.update(derived_arrays(model), pair_geoms=pairs.astype(np.int32))
         for key, arr in arrays.items():
             setattr(self, key, _field(arr, ti_float))
-        self.pair_geoms = _field(pairs.astype(np.int32), ti_float)
+        keys = list(arrays)
+        for start in range(0, len(keys), 24):  # Taichi warns when unrolling more than 32 fields
+            chunk = keys[start:start + 24]
+            ConstantLoader([getattr(self, k) for k in chunk], [arrays[k] for k in chunk]).load()
         self.batch, self.nbody, self.njnt, self.nv = batch, model.nbody, model.njnt, model.nv
         self.ngeom, self.npair = model.ngeom, len(pairs)
         self.max_contacts = max_contacts
