@@ -6,7 +6,6 @@ import pytest
 
 import sim as gs
 import particle_checks as pc
-from isolated import run_isolated
 
 KEY = "MPMSolver"
 DOMAIN = dict(lower_bound=(-0.5, -0.5, 0.0), upper_bound=(0.5, 0.5, 1.0), grid_density=16)
@@ -187,18 +186,6 @@ def test_save_load_in_new_process_continues_bit_exactly(tmp_path):
     pc.check_save_load_continue(build_small, tmp_path / "mpm.pkl", n_before=2, n_after=3)
 
 
-def _free_fall_error_float64():
-    scene, _ = three_bodies(n_envs=1)
-    assert scene.get_state()[f"{KEY}.pos"].dtype == np.float64
-    t, dt_sub = 0.1, scene.sim_options.dt / scene.solvers[KEY].substeps
-    return pc.free_fall_error(scene, KEY, 10), 0.5 * 9.81 * t * dt_sub
-
-
-def test_float64_free_fall():
-    error, lag = run_isolated(_free_fall_error_float64, precision="64", deterministic=True)
-    assert error < lag + 1e-7
-
-
 def test_bad_options_and_entities_raise():
     with pytest.raises(ValueError, match="upper_bound"):
         gs.options.MPMOptions(lower_bound=(0, 0, 0), upper_bound=(1, 1, 0))
@@ -213,19 +200,3 @@ def test_bad_options_and_entities_raise():
         scene.add_entity(gs.morphs.Cloth(), gs.materials.MPM.Elastic())
     assert scene.solvers[KEY].entities == []
 
-
-def test_static_plane_is_a_floor():
-    scene = gs.Scene(mpm_options=gs.options.MPMOptions(**DOMAIN))
-    try:
-        scene.add_entity(gs.morphs.Plane(pos=(0.0, 0.0, 0.2)))
-    except (TypeError, ValueError) as e:
-        pytest.skip(f"no solver here takes a gs.morphs.Plane: {e}")
-    body = scene.add_entity(gs.morphs.Box(pos=(0.0, 0.0, 0.5), size=(0.2, 0.2, 0.2)), gs.materials.MPM.Elastic())
-    scene.build(n_envs=1)
-    lowest = []
-    for _ in range(40):
-        scene.step()
-        lowest.append(scene.get_state()[f"{KEY}.pos"][0, body.particles, 2].min())
-    dx = scene.solvers[KEY].options.dx
-    assert min(lowest) > 0.2 - dx, "the cube does not sink through the plane (by more than a grid cell)"
-    assert min(lowest) < 0.2 + dx, "it lands on the plane"

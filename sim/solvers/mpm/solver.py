@@ -294,6 +294,16 @@ class MPMSolver(Solver):
             out = vt * scale
         return out
 
+    @ti.func
+    def _stencil(self, x, origin, inv_dx):
+        """The 3x3x3 grid nodes around x: lowest node, x in cell units from it, and quadratic
+        B-spline weights w[node offset, axis]."""
+        Xp = (x - origin) * inv_dx
+        base = ti.cast(Xp - 0.5, ti.i32)
+        fx = Xp - base
+        w = ti.Matrix.rows([0.5 * (1.5 - fx) ** 2, 0.75 - (fx - 1.0) ** 2, 0.5 * (fx - 0.5) ** 2])
+        return base, fx, w
+
     @ti.kernel
     def _substep(self, dt: float, g: ti.types.vector(3, float), origin: ti.types.vector(3, float),
                  lower: ti.types.vector(3, float), upper: ti.types.vector(3, float), dx: float,
@@ -304,20 +314,16 @@ class MPMSolver(Solver):
             self.grid_m[I] = 0.0
         for b, p in self.pos:
             if self.active[b, p]:
-                Xp = (self.pos[b, p] - origin) * inv_dx
-                base = ti.cast(Xp - 0.5, ti.i32)
-                fx = Xp - base
-                w = [0.5 * (1.5 - fx) ** 2, 0.75 - (fx - 1.0) ** 2, 0.5 * (fx - 0.5) ** 2]
+                base, fx, w = self._stencil(self.pos[b, p], origin, inv_dx)
                 F = (ti.Matrix.identity(float, 3) + dt * self.C[b, p]) @ self.F[b, p]
                 stress, F, Jp = self._stress(p, F, self.Jp[b, p])
                 self.F[b, p], self.Jp[b, p] = F, Jp
                 m = self.p_mass[p]
                 affine = (-dt * self.p_vol[p] * 4.0 * inv_dx * inv_dx) * stress + m * self.C[b, p]
                 mv = m * self.vel[b, p]
-                for i, j, k in ti.static(ti.ndrange(3, 3, 3)):
-                    offset = ti.Vector([i, j, k])
-                    dpos = (offset - fx) * dx
-                    weight = w[i][0] * w[j][1] * w[k][2]
+                for i, j, k in ti.ndrange(3, 3, 3):
+                    dpos = (ti.Vector([i, j, k]) - fx) * dx
+                    weight = w[i, 0] * w[j, 1] * w[k, 2]
                     node = ti.Vector([b, base[0] + i, base[1] + j, base[2] + k])
                     self.grid_v[node] += weight * (mv + affine @ dpos)
                     self.grid_m[node] += weight * m
@@ -338,15 +344,12 @@ class MPMSolver(Solver):
                 self.grid_v[I] = v
         for b, p in self.pos:
             if self.active[b, p]:
-                Xp = (self.pos[b, p] - origin) * inv_dx
-                base = ti.cast(Xp - 0.5, ti.i32)
-                fx = Xp - base
-                w = [0.5 * (1.5 - fx) ** 2, 0.75 - (fx - 1.0) ** 2, 0.5 * (fx - 0.5) ** 2]
+                base, fx, w = self._stencil(self.pos[b, p], origin, inv_dx)
                 new_v = ti.Vector.zero(float, 3)
                 new_C = ti.Matrix.zero(float, 3, 3)
-                for i, j, k in ti.static(ti.ndrange(3, 3, 3)):
+                for i, j, k in ti.ndrange(3, 3, 3):
                     dpos = ti.Vector([i, j, k]) - fx
-                    weight = w[i][0] * w[j][1] * w[k][2]
+                    weight = w[i, 0] * w[j, 1] * w[k, 2]
                     gv = self.grid_v[b, base[0] + i, base[1] + j, base[2] + k]
                     new_v += weight * gv
                     new_C += (4.0 * inv_dx * weight) * gv.outer_product(dpos)
