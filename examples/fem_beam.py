@@ -19,7 +19,8 @@ gs.init(backend=gs.cpu, precision="32")
 length, width, E, rho = 0.4, 0.04, 1e7, 1000.0
 steel_ish = gs.materials.FEM.Elastic(E=E, nu=0.3, rho=rho)
 scene = gs.Scene(sim_options=gs.options.SimOptions(dt=0.01),
-                 fem_options=gs.options.FEMOptions(substeps=200, element_size=width / 2, damping=30.0))
+                 fem_options=gs.options.FEMOptions(substeps=200, element_size=width / 2, damping=30.0,
+                                                   floor_height=0.0))
 beam = scene.add_entity(gs.morphs.Box(pos=(0.0, 0.0, 0.5), size=(length, width, width)), material=steel_ish)
 ball = scene.add_entity(gs.morphs.Sphere(pos=(0.5, 0.0, 0.2), radius=0.05),
                         material=gs.materials.FEM.Elastic(E=5e4, nu=0.4, rho=500.0))

@@ -2,8 +2,8 @@
 
 Env 0 keeps both pins, env 1 lets one corner go half-way, env 2 never pins the cloth (it falls
 onto the floor with the particles). Then env 1 is reset to the half-way state, pins and all,
-and the scene goes through a checkpoint file. PBD bodies meet the floor (PBDOptions.floor_height)
-but not other solvers' bodies.
+and the scene goes through a checkpoint file. PBD bodies land on the scene's gs.morphs.Plane
+(a static floor for them) but do not meet other solvers' bodies.
 
     python examples/pbd_cloth.py
 """
@@ -19,6 +19,7 @@ gs.init(backend=gs.cpu, precision="32")
 
 scene = gs.Scene(sim_options=gs.options.SimOptions(dt=0.01),
                  pbd_options=gs.options.PBDOptions(substeps=10, damping=1.0, particle_size=0.02))
+scene.add_entity(gs.morphs.Plane())
 nx, ny = 21, 21
 cloth = scene.add_entity(gs.morphs.Cloth(pos=(0.0, 0.0, 1.0), size=(0.6, 0.6), res=(nx, ny)),
                          material=gs.materials.PBD.Cloth(rho=0.2, bending_compliance=1e-3))

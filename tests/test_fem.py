@@ -74,6 +74,31 @@ def test_fem_and_pbd_bodies_in_one_scene():
     assert abs(free_fall_error(scene, "PBDSolver", 10) - G * t * dt_sub / 2) < 1e-4
 
 
+def test_slide_and_stick_on_an_inclined_plane():
+    """A gs.morphs.Plane tilted 30 degrees is a floor for both solvers. With Coulomb friction
+    0.3 < tan 30 the FEM box slides down it, its centre gaining g (sin - 0.3 cos) t^2 / 2 along
+    the slope (within 10 %); with friction 0.8 > tan 30 a PBD particle stays put."""
+    theta = np.radians(30.0)
+    normal = np.array([0.0, np.sin(theta), np.cos(theta)])
+    scene = gs.Scene(sim_options=gs.options.SimOptions(dt=0.01),
+                     fem_options=gs.options.FEMOptions(substeps=10, friction=0.3),
+                     pbd_options=gs.options.PBDOptions(substeps=4, friction=0.8, particle_size=0.05))
+    scene.add_entity(gs.morphs.Plane(normal=tuple(normal)))
+    box = scene.add_entity(gs.morphs.Box(pos=tuple(0.05 * normal), size=(0.1, 0.1, 0.1),
+                                         quat=(np.cos(-theta / 2), np.sin(-theta / 2), 0.0, 0.0)),
+                           material=gs.materials.FEM.Elastic(E=1e5, rho=500.0))
+    grain = scene.add_entity(gs.morphs.Box(pos=tuple(0.025 * normal + [0.3, 0.0, 0.0]), size=(0.05, 0.05, 0.05)),
+                             material=gs.materials.PBD.Particle())
+    scene.build(n_envs=0)
+    start = scene.get_state()
+    end = run(scene, 40)
+    downhill = np.array([0.0, np.cos(theta), -np.sin(theta)])
+    slid = (end["FEMSolver.pos"] - start["FEMSolver.pos"]).mean(0) @ downhill
+    expected = 0.5 * G * (np.sin(theta) - 0.3 * np.cos(theta)) * 0.4 ** 2
+    assert abs(slid / expected - 1) < 0.1, (slid, expected)
+    assert np.abs(end["PBDSolver.pos"][grain.particles] - start["PBDSolver.pos"][grain.particles]).max() < 1e-5
+
+
 def _settled_tip_deflection(elements_across, length=0.4, width=0.04, E=1e7, rho=1000.0):
     """Tip deflection of a beam clamped at x = -length/2, settled under its own weight."""
     material = gs.materials.FEM.Elastic(E=E, nu=0.3, rho=rho)
@@ -112,7 +137,8 @@ def test_cantilever_settles_near_euler_bernoulli():
 def test_rests_on_floor_stably():
     """Box and ball set on the floor with no damping: they stay on it, sag by about the static
     strain rho g h / E, and their vibration does not grow."""
-    scene = gs.Scene(sim_options=gs.options.SimOptions(dt=0.01), fem_options=gs.options.FEMOptions(substeps=10))
+    scene = gs.Scene(sim_options=gs.options.SimOptions(dt=0.01),
+                     fem_options=gs.options.FEMOptions(substeps=10, floor_height=0.0))
     box = scene.add_entity(gs.morphs.Box(pos=(0.0, 0.0, 0.1), size=(0.2, 0.2, 0.2)),
                            material=gs.materials.FEM.Elastic(E=1e5, rho=1000.0))
     ball = scene.add_entity(gs.morphs.Sphere(pos=(0.5, 0.0, 0.1), radius=0.1),

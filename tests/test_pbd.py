@@ -66,17 +66,19 @@ def test_free_fall_matches_ballistic_formula():
 
 def test_particles_land_on_floor_and_stack():
     """A 2 x 3 x 4 block of particles 0.05 apart (their diameter) lands and rests as a stack
-    of 4 layers: on the floor, 3 diameters high, no two particles overlapping."""
-    scene, _, block = _scene(0, damping=0.5)
+    of 4 layers: the lowest centres one radius above the floor, the highest 3 diameters
+    higher, no two particles overlapping. The cloth, being thin, lies on the floor itself."""
+    scene, cloth, block = _scene(0, damping=0.5)
     for _ in range(150):
         scene.step()
     state = scene.get_state()
     pos = state["PBDSolver.pos"][block.particles]
-    assert pos[:, 2].min() >= 0.0 and pos[:, 2].min() < 1e-6
-    assert abs(pos[:, 2].max() - 3 * 0.05) < 0.005
+    assert abs(pos[:, 2].min() - 0.025) < 1e-6
+    assert abs(pos[:, 2].max() - 0.025 - 3 * 0.05) < 0.005
     gaps = np.linalg.norm(pos[:, None] - pos[None], axis=-1) + np.eye(len(pos))
     assert gaps.min() > 0.95 * 0.05
     assert np.abs(state["PBDSolver.vel"][block.particles]).max() < 1e-3
+    assert np.abs(state["PBDSolver.pos"][cloth.particles, 2]).max() < 1e-6
 
 
 def test_cloth_pinned_at_two_corners_hangs_without_stretching():
@@ -131,7 +133,7 @@ def test_save_load_in_new_process_continues_bit_identically(tmp_path):
 
 
 def _pile_trajectory():
-    scene = gs.Scene(sim_options=gs.options.SimOptions(dt=0.01), pbd_options=gs.options.PBDOptions(particle_size=0.05))
+    scene = gs.Scene(sim_options=gs.options.SimOptions(dt=0.01), pbd_options=gs.options.PBDOptions(particle_size=0.05, floor_height=0.0))
     scene.add_entity(gs.morphs.Box(pos=(0.0, 0.0, 0.2), size=(0.2, 0.2, 0.2)), material=gs.materials.PBD.Particle())
     scene.build(n_envs=4)
     return run(scene, 40)

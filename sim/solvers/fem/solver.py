@@ -28,38 +28,32 @@ import taichi as ti
 from sim import morphs, runtime
 from sim.solvers.base import FLOAT, FieldSpec, Solver, register_solver
 from sim.solvers.fem import tet_mesh
-from sim.solvers.vertex_entity import VertexEntity, place
+from sim.solvers.vertex_entity import VertexEntity, check_count, check_number, contact_planes, place
 
 logger = logging.getLogger("sim")
-
-
-def _check(name, value, low, low_inclusive=True):
-    ok = math.isfinite(value) and (value >= low if low_inclusive else value > low)
-    if not ok:
-        raise ValueError(f"{name} must be a finite number {'>=' if low_inclusive else '>'} {low}, got {value!r}")
 
 
 @dataclass(frozen=True)
 class FEMOptions:
     """substeps: explicit steps per scene substep; element_size: target tetrahedral cell width
-    (m); floor_height: z of the floor plane, None for no floor; friction: floor friction
-    coefficient; damping: mass-proportional velocity damping rate (1/s), which removes energy
-    from rigid motion as well, so keep it 0 for ballistic bodies."""
+    (m); floor_height: z of a horizontal floor, None for none (every gs.morphs.Plane entity of
+    the scene is a floor too); friction: Coulomb coefficient of floors; damping:
+    mass-proportional velocity damping rate (1/s), which slows rigid motion as well, so keep it
+    0 for ballistic bodies."""
 
     substeps: int = 20
     element_size: float = 0.05
-    floor_height: float | None = 0.0
+    floor_height: float | None = None
     friction: float = 0.5
     damping: float = 0.0
 
     def __post_init__(self):
-        if isinstance(self.substeps, bool) or int(self.substeps) != self.substeps or self.substeps < 1:
-            raise ValueError(f"FEMOptions.substeps must be an int >= 1, got {self.substeps!r}")
-        _check("FEMOptions.element_size", self.element_size, 0.0, low_inclusive=False)
+        check_count("FEMOptions.substeps", self.substeps)
+        check_number("FEMOptions.element_size", self.element_size, 0.0, low_inclusive=False)
         if self.floor_height is not None:
-            _check("FEMOptions.floor_height", self.floor_height, -math.inf)
-        _check("FEMOptions.friction", self.friction, 0.0)
-        _check("FEMOptions.damping", self.damping, 0.0)
+            check_number("FEMOptions.floor_height", self.floor_height, -math.inf)
+        check_number("FEMOptions.friction", self.friction, 0.0)
+        check_number("FEMOptions.damping", self.damping, 0.0)
 
 
 @dataclass(frozen=True)
@@ -71,8 +65,8 @@ class Elastic:
     rho: float = 1000.0
 
     def __post_init__(self):
-        _check("FEM.Elastic.E", self.E, 0.0, low_inclusive=False)
-        _check("FEM.Elastic.rho", self.rho, 0.0, low_inclusive=False)
+        check_number("FEM.Elastic.E", self.E, 0.0, low_inclusive=False)
+        check_number("FEM.Elastic.rho", self.rho, 0.0, low_inclusive=False)
         if not (math.isfinite(self.nu) and 0.0 <= self.nu < 0.5):
             raise ValueError(f"FEM.Elastic.nu must be in [0, 0.5), got {self.nu!r}")
 
@@ -210,6 +204,7 @@ class FEMSolver(Solver):
         self.gravity[None] = self.sim_options.gravity
         self.pos.from_numpy(np.broadcast_to(rest, (batch, len(rest), 3)).astype(np_float))
         self.active.fill(1)
+        self.plane_p, self.plane_n, self.n_planes = contact_planes(self.scene, self.options.floor_height)
         if self.substep_dt > self.stable_substep():
             logger.warning("FEM substep %.3g s exceeds the CFL estimate %.3g s: raise FEMOptions.substeps "
                            "or the element size, or lower E", self.substep_dt, self.stable_substep())
@@ -237,7 +232,7 @@ class FEMSolver(Solver):
             self.corner_forces[b, t] = forces
 
     @ti.kernel
-    def _integrate(self, dt: float, has_floor: ti.i32, floor: float, friction: float, keep: float):
+    def _integrate(self, dt: float, friction: float, keep: float):
         for b, v in self.pos:
             if self.fixed[b, v]:
                 self.vel[b, v] = ti.Vector([0.0, 0.0, 0.0])
@@ -253,26 +248,29 @@ class FEMSolver(Solver):
                         f += ti.Vector([H[0, corner - 1], H[1, corner - 1], H[2, corner - 1]])
                 vel = keep * (self.vel[b, v] + dt * (f * self.inv_mass[v] + self.gravity[None]))
                 pos = self.pos[b, v] + dt * vel
-                if has_floor and pos[2] < floor:
-                    pos[2] = floor
-                    if vel[2] < 0:
-                        tangential = ti.Vector([vel[0], vel[1]])
-                        speed = tangential.norm()
-                        scale = 0.0  # static friction
-                        if speed > friction * -vel[2]:
-                            scale = 1.0 - friction * -vel[2] / speed
-                        vel = ti.Vector([scale * vel[0], scale * vel[1], 0.0])
+                for k in range(self.n_planes):
+                    n = self.plane_n[k]
+                    depth = (self.plane_p[k] - pos).dot(n)
+                    if depth > 0:
+                        pos += depth * n
+                        approach = -vel.dot(n)
+                        if approach > 0:
+                            tangential = vel + approach * n
+                            speed = tangential.norm()
+                            kept = 0.0  # static friction
+                            if speed > friction * approach:
+                                kept = 1.0 - friction * approach / speed
+                            vel = kept * tangential
                 self.vel[b, v] = vel
                 self.pos[b, v] = pos
 
     def step(self):
         o = self.options
         dt = self.substep_dt
-        floor = 0.0 if o.floor_height is None else o.floor_height
         keep = math.exp(-o.damping * dt)
         for _ in range(self.substeps):
             self._element_forces()
-            self._integrate(dt, int(o.floor_height is not None), floor, o.friction, keep)
+            self._integrate(dt, o.friction, keep)
 
 
 register_solver(FEMSolver)

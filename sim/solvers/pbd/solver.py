@@ -3,7 +3,7 @@
 Each scene substep is split into `PBDOptions.substeps` small steps ("small steps" XPBD,
 Macklin et al. 2019): predict positions under gravity, project every distance constraint
 `iterations` times by graph-coloured Gauss-Seidel (and push loose particles apart), push
-particles out of the floor with position-based friction, and add the displacement this made,
+particles out of static planes with position-based friction, and add the displacement this made,
 over dt, to the velocities. No sum depends on thread timing, so every run is bit-reproducible
 whatever the thread count.
 
@@ -23,44 +23,33 @@ from sim import morphs, runtime
 from sim.solvers.base import FLOAT, FieldSpec, Solver, register_solver
 from sim.solvers.pbd.constraints import colour, grid_triangles, stretch_and_bending_pairs
 from sim.solvers.pbd.particle_contacts import ParticleContacts
-from sim.solvers.vertex_entity import VertexEntity, place
+from sim.solvers.vertex_entity import VertexEntity, check_count, check_number, contact_planes, place
 
 MAX_COLOURS = 24  # colour loops are unrolled in the projection kernel; a grid cloth needs about 12
-
-
-def _check(name, value, low, low_inclusive=True):
-    ok = math.isfinite(value) and (value >= low if low_inclusive else value > low)
-    if not ok:
-        raise ValueError(f"{name} must be a finite number {'>=' if low_inclusive else '>'} {low}, got {value!r}")
-
-
-def _check_int(name, value):
-    if isinstance(value, bool) or int(value) != value or value < 1:
-        raise ValueError(f"{name} must be an int >= 1, got {value!r}")
 
 
 @dataclass(frozen=True)
 class PBDOptions:
     """substeps: XPBD steps per scene substep; iterations: constraint passes per step;
     particle_size: spacing and diameter of loose particles sampled in a Box (m); floor_height:
-    z of the floor plane, None for no floor; friction: floor friction coefficient; damping:
-    velocity damping rate (1/s)."""
+    z of a horizontal floor, None for none (every gs.morphs.Plane entity of the scene is a floor
+    too); friction: Coulomb coefficient of floors; damping: velocity damping rate (1/s)."""
 
     substeps: int = 10
     iterations: int = 1
     particle_size: float = 0.02
-    floor_height: float | None = 0.0
+    floor_height: float | None = None
     friction: float = 0.5
     damping: float = 0.0
 
     def __post_init__(self):
-        _check_int("PBDOptions.substeps", self.substeps)
-        _check_int("PBDOptions.iterations", self.iterations)
-        _check("PBDOptions.particle_size", self.particle_size, 0.0, low_inclusive=False)
+        check_count("PBDOptions.substeps", self.substeps)
+        check_count("PBDOptions.iterations", self.iterations)
+        check_number("PBDOptions.particle_size", self.particle_size, 0.0, low_inclusive=False)
         if self.floor_height is not None:
-            _check("PBDOptions.floor_height", self.floor_height, -math.inf)
-        _check("PBDOptions.friction", self.friction, 0.0)
-        _check("PBDOptions.damping", self.damping, 0.0)
+            check_number("PBDOptions.floor_height", self.floor_height, -math.inf)
+        check_number("PBDOptions.friction", self.friction, 0.0)
+        check_number("PBDOptions.damping", self.damping, 0.0)
 
 
 @dataclass(frozen=True)
@@ -73,9 +62,9 @@ class Cloth:
     bending_compliance: float = 1e-3
 
     def __post_init__(self):
-        _check("PBD.Cloth.rho", self.rho, 0.0, low_inclusive=False)
-        _check("PBD.Cloth.stretch_compliance", self.stretch_compliance, 0.0)
-        _check("PBD.Cloth.bending_compliance", self.bending_compliance, 0.0)
+        check_number("PBD.Cloth.rho", self.rho, 0.0, low_inclusive=False)
+        check_number("PBD.Cloth.stretch_compliance", self.stretch_compliance, 0.0)
+        check_number("PBD.Cloth.bending_compliance", self.bending_compliance, 0.0)
 
 
 @dataclass(frozen=True)
@@ -85,7 +74,7 @@ class Particle:
     rho: float = 1000.0
 
     def __post_init__(self):
-        _check("PBD.Particle.rho", self.rho, 0.0, low_inclusive=False)
+        check_number("PBD.Particle.rho", self.rho, 0.0, low_inclusive=False)
 
 
 class PBDEntity(VertexEntity):
@@ -188,6 +177,7 @@ class PBDSolver(Solver):
         self.lam = ti.field(float, shape=(batch, m))
         self.gravity = ti.Vector.field(3, float, shape=())
         self.inv_mass = ti.field(float, shape=n)
+        self.contact_radius = ti.field(float, shape=n)  # loose particles are spheres, cloth is thin
         self.predicted = ti.Vector.field(3, float, shape=(batch, n))
 
         np_float = runtime.config().np_float
@@ -202,8 +192,12 @@ class PBDSolver(Solver):
             [np.full(e.n_vertices, 1.0 / e.mass) for e in self.entities]).astype(np_float))
         self.pos.from_numpy(np.broadcast_to(rest, (batch, n, 3)).astype(np_float))
         self.free.fill(1)
+        self.plane_p, self.plane_n, self.n_planes = contact_planes(self.scene, self.options.floor_height)
         loose = np.concatenate([np.arange(e.start, e.start + e.n_vertices) for e in self.entities
                                 if isinstance(e.material, Particle)] + [np.zeros(0, np.int64)])
+        radius = np.zeros(n, np_float)
+        radius[loose] = self.options.particle_size / 2
+        self.contact_radius.from_numpy(radius)
         self.contacts = (ParticleContacts(self.pos, self.free, loose, self.options.particle_size / 2, batch)
                          if len(loose) else None)
 
@@ -236,24 +230,25 @@ class PBDSolver(Solver):
                     self.pos[b, j] -= wj * dlam * n
 
     @ti.kernel
-    def _finish(self, dt: float, has_floor: ti.i32, floor: float, friction: float, keep: float):
-        """Floor contact, then v += (constraint and contact displacement) / dt: free flight
+    def _finish(self, dt: float, friction: float, keep: float):
+        """Plane contact, then v += (constraint and contact displacement) / dt: free flight
         adds nothing to v, so ballistic motion is exact up to the integrator's own error."""
         for b, i in self.pos:
             if self.free[b, i]:
                 p = self.pos[b, i]
-                if has_floor and p[2] < floor:
-                    depth = floor - p[2]
-                    p[2] = floor
-                    start = self.predicted[b, i] - dt * self.vel[b, i]  # where the step began
-                    slide = ti.Vector([p[0] - start[0], p[1] - start[1]])
-                    slide_len = slide.norm()
-                    scale = 0.0  # static friction holds the particle
-                    if slide_len > friction * depth:
-                        scale = 1.0 - friction * depth / slide_len
-                    p[0] = start[0] + scale * slide[0]
-                    p[1] = start[1] + scale * slide[1]
-                    self.pos[b, i] = p
+                for k in range(self.n_planes):
+                    n = self.plane_n[k]
+                    depth = (self.plane_p[k] - p).dot(n) + self.contact_radius[i]
+                    if depth > 0:
+                        p += depth * n
+                        moved = p - (self.predicted[b, i] - dt * self.vel[b, i])  # since the step began
+                        slide = moved - moved.dot(n) * n
+                        slide_len = slide.norm()
+                        held = 1.0  # static friction cancels the whole slide
+                        if slide_len > friction * depth:
+                            held = friction * depth / slide_len
+                        p -= held * slide
+                self.pos[b, i] = p
                 self.vel[b, i] = keep * (self.vel[b, i] + (p - self.predicted[b, i]) / dt)
             else:
                 self.vel[b, i] = ti.Vector([0.0, 0.0, 0.0])
@@ -261,7 +256,6 @@ class PBDSolver(Solver):
     def step(self):
         o = self.options
         dt = self.sim_options.dt / self.substeps
-        floor = 0.0 if o.floor_height is None else o.floor_height
         keep = math.exp(-o.damping * dt)
         for _ in range(self.substeps):
             self._predict(dt)
@@ -269,7 +263,7 @@ class PBDSolver(Solver):
                 self._project(dt)
                 if self.contacts is not None:
                     self.contacts.solve()
-            self._finish(dt, int(o.floor_height is not None), floor, o.friction, keep)
+            self._finish(dt, o.friction, keep)
 
 
 register_solver(PBDSolver)
