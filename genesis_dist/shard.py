@@ -113,12 +113,16 @@ class Shard:
         return fn(self.scene)
 
     # ------------------------------------------------------------------ task API
-    def task_step(self, actions: np.ndarray) -> tuple[np.ndarray, float]:
-        """Task.step packed into one float32 array (one object to ship, one to join; see
-        pack_step), and the seconds the step took here (to measure the coordinator)."""
+    def task_step(self, actions: np.ndarray) -> tuple:
+        """(packed, seconds, None): Task.step packed into one float32 array (one object to ship and
+        join; see pack_step) and the seconds it took here. A failure is returned as (None, 0, error),
+        not raised, so the driver can name this shard even through a compiled graph."""
         start = time.perf_counter()
-        packed = pack_step(self.task.step(actions))
-        return packed, time.perf_counter() - start
+        try:
+            packed = pack_step(self.task.step(actions))
+        except Exception as e:
+            return None, 0.0, e
+        return packed, time.perf_counter() - start, None
 
     def task_view(self) -> dict:
         """Observations and episode lengths now, without stepping."""

@@ -1,7 +1,9 @@
 """gd.VecEnv + Task on a local Ray: rsl-rl's VecEnv interface, Task buffers in checkpoints and
 resharding, bad actions, and a short OnPolicyRunner training run."""
 
+import concurrent.futures
 import os
+import signal
 import sys
 
 import cloudpickle
@@ -49,6 +51,8 @@ class PointTargetTask(gd.Task):
             self.target[i] = rng.uniform(-1, 1, 2)
 
     def apply_actions(self, actions):
+        if self.env_offset > 0 and (actions > 5).any():
+            raise ValueError("an action beyond 5")
         self.actions = actions
 
     def evaluate(self):
@@ -158,3 +162,33 @@ def test_on_policy_runner_trains_unchanged(env, tmp_path):
     assert runner.current_learning_iteration == 1
     assert any(not torch.equal(a, b) for a, b in zip(after, before))
     assert all(torch.isfinite(p).all() for p in after)
+
+
+def test_compiled_graph_steps_identically_and_errors_name_the_shard(env, tmp_path):
+    env.save_checkpoint(tmp_path / "before.pkl")
+    reference = rollout(env, 400, 4)
+    env.load_checkpoint(tmp_path / "before.pkl")
+    env.scene.compiled_graph = True
+    try:
+        for got, want in zip(rollout(env, 400, 4), reference):
+            for a, b in zip(got, want):
+                assert torch.equal(a, b)
+        bad = torch.zeros(10, 2)
+        bad[8, 0] = 9.0  # shard 2 holds envs 7..9
+        for compiled in (True, False):
+            env.scene.compiled_graph = compiled
+            with pytest.raises(gd.ShardError, match=r"shard 2 of 3 \(envs 7\.\.9\): the task's step raised "
+                                                    r"ValueError: an action beyond 5"):
+                env.step(bad)
+    finally:
+        env.scene.compiled_graph = False
+        env.load_checkpoint(tmp_path / "before.pkl")
+
+
+def test_dead_shard_under_a_compiled_graph_is_a_clear_error():
+    with gd.VecEnv(PointTargetTask, n_envs=4, n_shards=2, deterministic=True, compiled_graph=True) as small:
+        small.step(torch.zeros(4, 2))
+        os.kill(small.scene.shard_info[1]["pid"], signal.SIGKILL)
+        with concurrent.futures.ThreadPoolExecutor(1) as pool:
+            with pytest.raises(gd.ShardDiedError, match=r"shard 1 of 2 \(envs 2\.\.3\)"):
+                pool.submit(small.step, torch.zeros(4, 2)).result(timeout=120)
