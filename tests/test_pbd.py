@@ -167,16 +167,3 @@ def test_bad_input_raises_and_changes_nothing():
         cloth.set_velocity((1.0, 2.0))
     after = scene.get_state()
     assert all(np.array_equal(before[k], after[k]) for k in before.keys())
-
-
-def _free_fall_error_float64():
-    scene, cloth, _ = _scene(0, floor_height=None, substeps=4)
-    cloth.set_velocity((0.0, 1.0, 0.5))
-    assert scene.get_state()["PBDSolver.pos"].dtype == np.float64
-    return free_fall_error(scene, "PBDSolver", 20)
-
-
-def test_float64_free_fall():
-    err = run_isolated(_free_fall_error_float64, precision="64")
-    t, dt_sub = 20 * 0.01, 0.01 / 4
-    assert abs(err - 9.81 * t * dt_sub / 2) < 1e-9, err  # only the integrator's own term remains
