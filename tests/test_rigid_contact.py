@@ -122,3 +122,18 @@ def test_quadruped_stands_for_five_seconds():
     assert np.abs(torso[-1, :, :2]).max() < 0.05  # no walking away
     assert np.all(np.abs(torso[-1, :, 3]) > 0.995)  # upright
     assert np.ptp(torso[-100:, :, 2], axis=0).max() < 1e-4  # settled, no jitter
+
+
+def test_joint_limit_holds_a_falling_pendulum(tmp_path):
+    path = tmp_path / "pendulum.xml"
+    path.write_text("""<mujoco><compiler angle="radian"/><worldbody><body pos="0 0 1">
+        <joint type="hinge" axis="0 1 0" range="-0.5 0.5"/>
+        <geom type="capsule" fromto="0 0 0 0.5 0 0" size="0.02" contype="0" conaffinity="0"/></body>
+        </worldbody></mujoco>""")
+    scene = gs.Scene(sim_options=gs.options.SimOptions(dt=0.01))
+    pendulum = scene.add_entity(gs.morphs.MJCF(file=str(path)))
+    scene.build()
+    angles = [pendulum.get_dofs_position()[0].item() for _ in range(200) if scene.step() is None]
+    # gravity turns the arm (along +x) down: positive rotation about y; the upper limit stops it
+    assert max(angles) < 0.5 + 2e-3 and abs(angles[-1] - 0.5) < 2e-3, (max(angles), angles[-1])
+    assert np.ptp(angles[-50:]) < 1e-5

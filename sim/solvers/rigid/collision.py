@@ -7,8 +7,9 @@ sphere-sphere 1, sphere-capsule 1, capsule-capsule 1 (closest points of the segm
 sphere-box 1, capsule-box up to 3 (spheres on the segment: see `_capsule_box`), box-box up to 8 (corners of one box against the face of least overlap of
 the other, chosen by a separating-axis test over face normals: edge-edge contact between
 two boxes is an approximation, found only through corners).
-A contact is reported while the gap is below the margin, so the solver can stop bodies
-from closing more than the gap in one step (speculative contact: no tunnelling, no jitter).
+A contact is reported while the gap is below the margin plus the distance the two geoms
+could close in one step at their current speeds, so the solver can stop bodies from closing
+more than the gap (speculative contact: no tunnelling, no impact penetration, no jitter).
 Normals point from the first geom of the pair to the second.
 """
 
@@ -37,7 +38,7 @@ def _sphere_sphere(d: ti.template(), e, c1, r1, c2, r2, mu, g1, g2):
     if dist > 1e-12:
         normal = delta / dist
     gap = dist - r1 - r2
-    if gap < d.margin:
+    if gap < d.pair_margin[e]:
         _add(d, e, c1 + normal * (r1 + 0.5 * gap), normal, -gap, mu, g1, g2)
 
 
@@ -92,7 +93,7 @@ def _segments_closest(a0, a1, b0, b1):
 def _plane_point(d: ti.template(), e, gp, p, r, mu, gp_idx, g2):
     normal = ti.Vector([d.gxmat[e, gp][0, 2], d.gxmat[e, gp][1, 2], d.gxmat[e, gp][2, 2]])
     gap = normal.dot(p - d.gxpos[e, gp]) - r
-    if gap < d.margin:
+    if gap < d.pair_margin[e]:
         _add(d, e, p - normal * (r + 0.5 * gap), normal, -gap, mu, gp_idx, g2)
 
 
@@ -121,7 +122,7 @@ def _sphere_box(d: ti.template(), e, c, r, gb, mu, g1, g2):
         out[axis] = 1.0 if local[axis] >= 0 else -1.0
         normal = -(rot @ out)
         gap = -best - r
-    if gap < d.margin:
+    if gap < d.pair_margin[e]:
         _add(d, e, point, normal, -gap, mu, g1, g2)
 
 
@@ -143,7 +144,7 @@ def _box_face_contacts(d: ti.template(), e, ga, gb, k, mu, g1, g2):
         p = d.gxpos[e, gb] + rot_b @ offset
         local = rot_a.transpose() @ (p - d.gxpos[e, ga])
         depth = sa[k] - side * local[k]
-        inside = depth > -d.margin
+        inside = depth > -d.pair_margin[e]
         for j in ti.static(range(3)):
             if j != k and ti.abs(local[j]) > sa[j] + d.margin:
                 inside = False
@@ -171,7 +172,7 @@ def _box_box(d: ti.template(), e, g1, g2, mu):
                 + ti.abs(c[2, k - 3]) * s1[2] - ti.abs(offset_2[k - 3])
         if overlap < best:
             best, axis = overlap, k
-    if best > -d.margin:
+    if best > -d.pair_margin[e]:
         ga, gb = g1, g2
         if axis >= 3:
             ga, gb, axis = g2, g1, axis - 3
@@ -218,12 +219,22 @@ def _capsule_box(d: ti.template(), e, g1, g2, mu):
         _sphere_box(d, e, a + param * (b - a), r, g2, mu, g1, g2)
 
 
+@ti.func
+def _speed_bound(d: ti.template(), e, g):
+    """An upper bound on the speed of any point of geom g."""
+    b = d.geom_body[g]
+    w = d.cvel_ang[e, b]
+    return (d.cvel_lin[e, b] + w.cross(d.gxpos[e, g])).norm() + w.norm() * d.geom_rbound[g]
+
+
 @ti.kernel
 def detect_contacts(d: ti.template()):
     for e in range(d.batch):
         d.con_count[e] = 0
         for pr in range(d.npair):
             g1, g2 = d.pair_geoms[pr][0], d.pair_geoms[pr][1]
+            # report contacts the pair could reach within this step, not only the near ones
+            d.pair_margin[e] = d.margin + d.dt * (_speed_bound(d, e, g1) + _speed_bound(d, e, g2))
             t1, t2 = d.geom_type[g1], d.geom_type[g2]
             mu = ti.max(d.geom_friction[g1], d.geom_friction[g2])
             c1, c2 = d.gxpos[e, g1], d.gxpos[e, g2]

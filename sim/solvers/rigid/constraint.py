@@ -65,7 +65,7 @@ def _build_rows(d: ti.template(), e, dt):
             for side in ti.static(range(2)):
                 sign = 1.0 if side == 0 else -1.0
                 depth = sign * (d.jnt_range[j][side] - q)
-                if depth > -d.margin and n < d.max_rows:
+                if depth > -d.margin - dt * ti.abs(d.dofs_vel[e, k]) and n < d.max_rows:
                     _clear_row(d, e, n)
                     d.row_J[e, n, k] = sign
                     d.row_kind[e, n] = UNILATERAL

@@ -4,7 +4,7 @@ per-env working arrays. Kernels in the stage modules take a `RigidData` as a tem
 import numpy as np
 import taichi as ti
 
-from sim.solvers.rigid.model import ModelArrays
+from sim.solvers.rigid.model import BOX, CAPSULE, PLANE, ModelArrays
 
 def _field(arr: np.ndarray, ti_float):
     """An empty field shaped for `arr` (at least one row, so empty models stay allocatable)."""
@@ -86,6 +86,7 @@ class RigidData:
         self.qacc = ti.field(ti_float, shape=(batch, nv))
         self.scratch = ti.field(ti_float, shape=(batch, nv))
         self.con_count = ti.field(ti.i32, shape=batch)
+        self.pair_margin = ti.field(ti_float, shape=batch)
         self.con_pos, self.con_normal = vec3(nc), vec3(nc)
         self.con_depth = ti.field(ti_float, shape=(batch, nc))
         self.con_mu = ti.field(ti_float, shape=(batch, nc))
@@ -99,7 +100,8 @@ class RigidData:
 
 
 def derived_arrays(model: ModelArrays) -> dict[str, np.ndarray]:
-    """Indices the kernels walk: each body's nearest dof up its chain, each dof's joint."""
+    """Indices the kernels walk (each body's nearest dof up its chain, each dof's joint) and
+    each geom's bounding radius about its centre."""
     last = np.full(model.nbody, -1, dtype=np.int32)
     for d, b in enumerate(model.dof_body):
         last[b] = d
@@ -110,4 +112,8 @@ def derived_arrays(model: ModelArrays) -> dict[str, np.ndarray]:
     for j in range(model.njnt):
         n = {0: 6, 1: 3}.get(model.jnt_type[j], 1)
         dof_jnt[model.jnt_dadr[j]:model.jnt_dadr[j] + n] = j
-    return {"body_lastdof": last, "dof_jnt": dof_jnt}
+    size = np.asarray(model.geom_size, dtype=np.float64).reshape(-1, 3)
+    types = np.asarray(model.geom_type)
+    rbound = np.where(types == BOX, np.linalg.norm(size, axis=1),
+                      np.where(types == CAPSULE, size[:, 0] + size[:, 1], size[:, 0]))
+    return {"body_lastdof": last, "dof_jnt": dof_jnt, "geom_rbound": np.where(types == PLANE, 0.0, rbound)}
