@@ -137,3 +137,27 @@ def test_joint_limit_holds_a_falling_pendulum(tmp_path):
     # gravity turns the arm (along +x) down: positive rotation about y; the upper limit stops it
     assert max(angles) < 0.5 + 2e-3 and abs(angles[-1] - 0.5) < 2e-3, (max(angles), angles[-1])
     assert np.ptp(angles[-50:]) < 1e-5
+
+
+def test_sphere_capsule_and_capsule_capsule_collisions_conserve_momentum(tmp_path):
+    path = tmp_path / "capsule.xml"
+    path.write_text('<mujoco><worldbody><body><freejoint/><geom type="capsule" size="0.05 0.2"/></body>'
+                    '</worldbody></mujoco>')
+    scene = gs.Scene(sim_options=gs.options.SimOptions(dt=0.005, gravity=(0, 0, 0)))
+    sphere = scene.add_entity(gs.morphs.Sphere(pos=(-0.5, 0, 1.1), radius=0.05))
+    target = scene.add_entity(gs.morphs.MJCF(file=str(path), pos=(0, 0, 1)))  # upright capsule
+    mover = scene.add_entity(gs.morphs.MJCF(file=str(path), pos=(0, 3, 1), quat=(0.7071068, 0.7071068, 0, 0)))
+    other = scene.add_entity(gs.morphs.MJCF(file=str(path), pos=(0, 2.5, 1.05)))
+    scene.build()
+    sphere.set_dofs_velocity([1.0, 0, 0, 0, 0, 0])
+    mover.set_dofs_velocity([0, -1.0, 0, 0, 0, 0])
+    mass = {"sphere": 1000 * 4 / 3 * np.pi * 0.05 ** 3,
+            "capsule": 1000 * (np.pi * 0.05 ** 2 * 0.4 + 4 / 3 * np.pi * 0.05 ** 3)}
+    before = [mass["sphere"] * 1.0, -mass["capsule"] * 1.0]
+    for _ in range(200):
+        scene.step()
+    v = {name: e.get_dofs_velocity().numpy()[:3] for name, e in
+         [("sphere", sphere), ("target", target), ("mover", mover), ("other", other)]}
+    assert v["target"][0] > 0.1 and v["other"][1] < -0.1, v  # both collisions happened
+    assert abs(mass["sphere"] * v["sphere"][0] + mass["capsule"] * v["target"][0] - before[0]) < 1e-4
+    assert abs(mass["capsule"] * (v["mover"][1] + v["other"][1]) - before[1]) < 1e-4
