@@ -212,9 +212,10 @@ class FEMSolver(Solver):
     # ------------------------------------------------------------------ kernels
     @ti.func
     def _first_piola(self, F, mu, lam):
-        c0, c1, c2 = ti.Vector([F[0, 0], F[1, 0], F[2, 0]]), ti.Vector([F[0, 1], F[1, 1], F[2, 1]]), \
-            ti.Vector([F[0, 2], F[1, 2], F[2, 2]])
-        cofactor = ti.Matrix.cols([c1.cross(c2), c2.cross(c0), c0.cross(c1)])
+        c0 = ti.Vector([F[0, 0], F[1, 0], F[2, 0]])
+        c1 = ti.Vector([F[0, 1], F[1, 1], F[2, 1]])
+        c2 = ti.Vector([F[0, 2], F[1, 2], F[2, 2]])
+        cofactor = ti.Matrix.cols([c1.cross(c2), c2.cross(c0), c0.cross(c1)])  # dJ/dF, defined when inverted
         alpha = 1.0 + mu / lam
         return mu * F + lam * (F.determinant() - alpha) * cofactor
 
@@ -241,9 +242,8 @@ class FEMSolver(Solver):
                 for s in range(self.offsets[v], self.offsets[v + 1]):
                     t, corner = self.incidence[s] // 4, self.incidence[s] % 4
                     H = self.corner_forces[b, t]
-                    if corner == 0:
-                        f -= ti.Vector([H[0, 0] + H[0, 1] + H[0, 2], H[1, 0] + H[1, 1] + H[1, 2],
-                                        H[2, 0] + H[2, 1] + H[2, 2]])
+                    if corner == 0:  # the corners' forces sum to zero
+                        f -= H @ ti.Vector([1.0, 1.0, 1.0])
                     else:
                         f += ti.Vector([H[0, corner - 1], H[1, corner - 1], H[2, corner - 1]])
                 vel = keep * (self.vel[b, v] + dt * (f * self.inv_mass[v] + self.gravity[None]))
