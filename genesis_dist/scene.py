@@ -209,9 +209,9 @@ class DistributedScene:
     def get_state(self) -> SimState:
         """The whole state in global env order. Filled shard by shard into preallocated arrays
         (fetching the next shard while copying one), so the driver holds about one copy."""
-        arrays = {k: np.empty((self.n_envs, *shape), dtype=np.dtype(dt)) for k, shape, dt in self._meta["layout"]}
         if not self._actors:
             raise RuntimeError("this DistributedScene has been shut down")
+        arrays = {k: np.empty((self.n_envs, *shape), dtype=np.dtype(dt)) for k, shape, dt in self._meta["layout"]}
         pending = self._actors[0].get_state.remote()
         for s in range(self.n_shards):
             ref = pending
