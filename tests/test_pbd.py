@@ -8,7 +8,7 @@ import sim as gs
 from isolated import run_isolated
 from particle_checks import (check_env_independence, check_partial_reset, check_save_load_continue,
                              free_fall_error, run)
-from sim.solvers.pbd.constraints import grid_triangles, stretch_and_bending_pairs
+from sim.solvers.pbd.constraints import colour, grid_triangles, stretch_and_bending_pairs
 
 RES = (9, 9)
 CLOTH_SIZE = (0.4, 0.4)
@@ -40,6 +40,19 @@ def _edge_strain(pos, cloth):
     p = pos[..., cloth.start:cloth.start + cloth.n_vertices, :]
     length = np.linalg.norm(p[..., edges[:, 0], :] - p[..., edges[:, 1], :], axis=-1)
     return np.abs(length / rest - 1.0).max()
+
+
+def test_cloth_constraints_and_their_colouring():
+    """A 4 x 3 grid: 23 edges, one bending pair per interior edge, and a colouring in which no
+    two constraints of a colour share a vertex (so a colour is projected in parallel)."""
+    edges, bending = stretch_and_bending_pairs(grid_triangles(4, 3))
+    assert len(edges) == 3 * 3 + 4 * 2 + 3 * 2 and len(bending) == len(edges) - 2 * (3 + 2)
+    assert [0, 5] in edges.tolist() and [1, 4] in bending.tolist()   # quad (0,1,4,5): diagonal 0-5
+    pairs = np.concatenate([edges, bending])
+    colours = colour(pairs, 12)
+    for c in range(colours.max() + 1):
+        members = pairs[colours == c].ravel()
+        assert len(np.unique(members)) == len(members)
 
 
 def test_particles_sampled_in_box():

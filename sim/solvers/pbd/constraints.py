@@ -33,13 +33,12 @@ def stretch_and_bending_pairs(triangles: np.ndarray) -> tuple[np.ndarray, np.nda
 
 def colour(pairs: np.ndarray, n_vertices: int) -> np.ndarray:
     """Greedy colours of constraints (i, j) such that no two of one colour share a vertex."""
-    used = [set() for _ in range(n_vertices)]
+    used = [0] * n_vertices  # bit c set: vertex is in a constraint of colour c
     colours = np.empty(len(pairs), dtype=np.int64)
     for k, (i, j) in enumerate(pairs.tolist()):
-        c = 0
-        while c in used[i] or c in used[j]:
-            c += 1
+        taken = used[i] | used[j]
+        c = (~taken & (taken + 1)).bit_length() - 1  # the lowest free colour
         colours[k] = c
-        used[i].add(c)
-        used[j].add(c)
+        used[i] |= 1 << c
+        used[j] |= 1 << c
     return colours
