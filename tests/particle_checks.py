@@ -60,27 +60,34 @@ def check_env_independence(scene, key: str, n_steps: int = 3, delta: float = 1e-
     assert not differ, f"perturbing env 0 changed envs 1.. in {differ}"
 
 
-def _load_and_continue(build_fn, path: str, n_steps: int) -> dict:
+def trajectory(scene, n_steps: int) -> list[dict]:
+    """The state arrays after each of `n_steps` steps."""
+    return [run(scene, 1) for _ in range(n_steps)]
+
+
+def _load_and_continue(build_fn, path: str, n_steps: int) -> list[dict]:
     scene = build_fn()
     scene.load_checkpoint(path)
-    return run(scene, n_steps)
+    return trajectory(scene, n_steps)
 
 
 def check_save_load_continue(build_fn, path, n_before: int = 2, n_after: int = 3) -> None:
     """Save after `n_before` steps; continuing here and, after loading in a fresh process
-    (same backend, precision and determinism), continuing there give bit-identical states.
+    (same backend, precision and determinism), continuing there give bit-identical states
+    after every one of the `n_after` steps.
 
     `build_fn` is a module-level function () -> built scene, so the new process can import it.
     """
     scene = build_fn()
     run(scene, n_before)
     scene.save_checkpoint(path)
-    expected = run(scene, n_after)
+    expected = trajectory(scene, n_after)
     cfg = gs.runtime.config()
     got = run_isolated(_load_and_continue, build_fn, str(path), n_after, backend=cfg.backend,
                        precision=cfg.precision, deterministic=cfg.deterministic)
-    differ = arrays_equal(expected, got)
-    assert not differ, f"save -> load in a new process -> continue differs in {differ}"
+    for step, (want, have) in enumerate(zip(expected, got), 1):
+        differ = arrays_equal(want, have)
+        assert not differ, f"save -> load in a new process -> continue differs after {step} step(s) in {differ}"
 
 
 def free_fall_error(scene, solver_name: str, n_steps: int) -> float:
