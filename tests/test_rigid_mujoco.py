@@ -120,8 +120,23 @@ def compare_franka_pd(seconds: float = 1.0) -> dict:
     return {"qpos": qerr, "qvel": verr, "saturated": saturated, "scale": float(np.abs(md.qvel).max())}
 
 
+def resting_heights() -> list:
+    """Centre heights of a box (half height 0.1) and a sphere (radius 0.05) dropped on the plane."""
+    import sim as gs
+
+    scene = gs.Scene(sim_options=gs.options.SimOptions(dt=0.01))
+    scene.add_entity(gs.morphs.Plane())
+    bodies = [scene.add_entity(gs.morphs.Box(pos=(0, 0, 0.4), size=(0.3, 0.2, 0.2))),
+              scene.add_entity(gs.morphs.Sphere(pos=(1, 0, 0.4), radius=0.05))]
+    scene.build()
+    for _ in range(150):
+        scene.step()
+    return [float(b.get_qpos()[2]) for b in bodies]
+
+
 def all_comparisons() -> dict:
-    return {"chain": compare_passive(CHAIN), "free": compare_passive(FREE), "franka": compare_franka_pd()}
+    return {"chain": compare_passive(CHAIN), "free": compare_passive(FREE), "franka": compare_franka_pd(),
+            "resting": resting_heights()}
 
 
 def test_matches_mujoco_float64():
@@ -134,6 +149,7 @@ def test_matches_mujoco_float64():
     franka = results["franka"]
     assert franka["saturated"] > 0  # the force clipping path is exercised
     assert franka["qpos"] < 1e-9 and franka["qvel"] < 1e-8, franka
+    assert np.allclose(results["resting"], [0.1, 0.05], atol=1e-3), results["resting"]  # contacts in float64
 
 
 @pytest.mark.parametrize("xml", [CHAIN, FREE], ids=["chain", "free"])
