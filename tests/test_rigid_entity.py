@@ -113,10 +113,21 @@ def test_controls_are_state_and_reset_is_bit_exact(franka_scene):
     assert np.array_equal(scene.get_state()["RigidSolver.dofs_kp"][1, :9], np.full(9, 3000.0, np.float32))
 
 
-def test_unbatched_scene_shapes():
+def test_unbatched_scene_shapes_and_morph_pose():
+    import mujoco
+
+    quat = (np.cos(np.pi / 6), 0.0, 0.0, np.sin(np.pi / 6))  # 60 degrees about z
     scene = gs.Scene()
-    robot = scene.add_entity(gs.morphs.MJCF(file="franka.xml"))
+    robot = scene.add_entity(gs.morphs.MJCF(file="franka.xml", pos=(1.0, 2.0, 0.5), quat=quat))
     scene.build()
+    m = mujoco.MjModel.from_xml_path(robot.morph.file)
+    d = mujoco.MjData(m)
+    mujoco.mj_resetDataKeyframe(m, d, 0)
+    mujoco.mj_kinematics(m, d)
+    rot = np.zeros(9)
+    mujoco.mju_quat2Mat(rot, np.asarray(quat))
+    expected = d.xpos[1:] @ rot.reshape(3, 3).T + np.array([1.0, 2.0, 0.5])
+    assert np.allclose(robot.get_links_pos().numpy(), expected, atol=1e-5)
     assert robot.get_dofs_position().shape == (9,)
     assert robot.get_links_pos().shape == (robot.n_links, 3)
     with pytest.raises(ValueError, match="unbatched"):

@@ -4,7 +4,7 @@ per-env working arrays. Kernels in the stage modules take a `RigidData` as a tem
 import numpy as np
 import taichi as ti
 
-from sim.solvers.rigid.model import BOX, CAPSULE, PLANE, ModelArrays
+from sim.solvers.rigid.model import BOX, CAPSULE, DOF_SIZE, PLANE, ModelArrays
 
 def _field(arr: np.ndarray, ti_float):
     """An empty field shaped for `arr` (at least one row, so empty models stay allocatable)."""
@@ -110,8 +110,7 @@ def derived_arrays(model: ModelArrays) -> dict[str, np.ndarray]:
             last[b] = last[model.body_parent[b]]
     dof_jnt = np.zeros(model.nv, dtype=np.int32)
     for j in range(model.njnt):
-        n = {0: 6, 1: 3}.get(model.jnt_type[j], 1)
-        dof_jnt[model.jnt_dadr[j]:model.jnt_dadr[j] + n] = j
+        dof_jnt[model.jnt_dadr[j]:model.jnt_dadr[j] + DOF_SIZE[model.jnt_type[j]]] = j
     size = np.asarray(model.geom_size, dtype=np.float64).reshape(-1, 3)
     types = np.asarray(model.geom_type)
     rbound = np.where(types == BOX, np.linalg.norm(size, axis=1),

@@ -12,7 +12,7 @@ import taichi as ti
 import torch
 
 from sim.envs_idx import normalize_envs_idx
-from sim.solvers.rigid.model import BALL, CTRL_FORCE, CTRL_POSITION, CTRL_VELOCITY, DOF_SIZE, FREE, HINGE, SLIDE
+from sim.solvers.rigid.model import CTRL_FORCE, CTRL_POSITION, CTRL_VELOCITY, DOF_SIZE, FREE, HINGE, SLIDE
 
 
 @ti.kernel

@@ -9,20 +9,16 @@ topological order (parents first), as MuJoCo orders them.
 from __future__ import annotations
 
 import hashlib
-import logging
 import os
 from dataclasses import dataclass, field
 
 import mujoco
 import numpy as np
 
-logger = logging.getLogger("sim")
-
 FREE, BALL, SLIDE, HINGE = 0, 1, 2, 3          # mjtJoint values
 PLANE, SPHERE, CAPSULE, BOX = 0, 2, 3, 6        # mjtGeom values we collide
 GEOM_NAMES = {int(v): k.removeprefix("mjGEOM_").lower() for k, v in mujoco.mjtGeom.__members__.items()}
 CTRL_FORCE, CTRL_POSITION, CTRL_VELOCITY = 0, 1, 2
-QPOS_SIZE = {FREE: 7, BALL: 4, SLIDE: 1, HINGE: 1}
 DOF_SIZE = {FREE: 6, BALL: 3, SLIDE: 1, HINGE: 1}
 
 
@@ -167,17 +163,16 @@ class ModelArrays:
         return out
 
 
-def quat_mul(a, b):
-    w1, x1, y1, z1 = a
-    w2, x2, y2, z2 = b
-    return np.array([w1 * w2 - x1 * x2 - y1 * y2 - z1 * z2, w1 * x2 + x1 * w2 + y1 * z2 - z1 * y2,
-                     w1 * y2 - x1 * z2 + y1 * w2 + z1 * x2, w1 * z2 + x1 * y2 - y1 * x2 + z1 * w2])
+def quat_mul(a, b) -> np.ndarray:
+    out = np.zeros(4)
+    mujoco.mju_mulQuat(out, np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64))
+    return out
 
 
-def quat_rotate(q, v):
-    mat = np.zeros(9)
-    mujoco.mju_quat2Mat(mat, np.asarray(q, dtype=np.float64))
-    return mat.reshape(3, 3) @ np.asarray(v, dtype=np.float64)
+def quat_rotate(q, v) -> np.ndarray:
+    out = np.zeros(3)
+    mujoco.mju_rotVecQuat(out, np.asarray(v, dtype=np.float64), np.asarray(q, dtype=np.float64))
+    return out
 
 
 def append_model(model: ModelArrays, m: mujoco.MjModel, pos, quat, qpos_init=None) -> dict:
