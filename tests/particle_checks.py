@@ -90,6 +90,26 @@ def check_save_load_continue(build_fn, path, n_before: int = 2, n_after: int = 3
         assert not differ, f"save -> load in a new process -> continue differs after {step} step(s) in {differ}"
 
 
+def _run_from_build(build_fn, n_steps: int) -> list[dict]:
+    return trajectory(build_fn(), n_steps)
+
+
+def check_thread_count_independent(build_fn, n_steps: int = 4) -> None:
+    """The trajectory from a fresh build is bit-identical in this (deterministic, one-thread)
+    process and in a fresh multi-threaded process (deterministic=False), on the CPU.
+
+    For solvers that sum floats in an order fixed by the data, not by the thread schedule.
+    """
+    cfg = gs.runtime.config()
+    assert cfg.backend == gs.cpu and cfg.deterministic, "compare against the one-thread CPU run"
+    expected = _run_from_build(build_fn, n_steps)
+    got = run_isolated(_run_from_build, build_fn, n_steps, backend=cfg.backend, precision=cfg.precision,
+                       deterministic=False)
+    for step, (want, have) in enumerate(zip(expected, got), 1):
+        differ = arrays_equal(want, have)
+        assert not differ, f"multi-threaded run differs after {step} step(s) in {differ}"
+
+
 def free_fall_error(scene, solver_name: str, n_steps: int) -> float:
     """Largest distance, over particles of active rows, between positions after `n_steps` and
     x0 + v0 t + g t^2 / 2, where x0, v0 are the state when called and t = n_steps * dt."""

@@ -6,10 +6,11 @@ grid, grid update (gravity, domain walls, static planes), grid to particle. Elas
 Snow is fixed-corotated with F's singular values clamped and hardening by Jp (Stomakhin et
 al. 2013); Liquid keeps only the volume change of F.
 
-Determinism: particle-to-grid adds into grid nodes atomically, so the order of those float sums
-follows the thread schedule. Bit-exact repetition (reset, save -> load, envs unaffected by each
-other) holds in deterministic mode (CPU, one thread). Multi-threaded or on a GPU, results agree
-to rounding only, and envs stay independent in value but not bit for bit.
+Determinism: on the CPU, particle-to-grid runs parallel over envs and in particle order within
+one env (no contention, and faster than contended atomics on CPUs), so the float sums at a grid
+node have a fixed order: trajectories repeat bit for bit, and envs never change each other's
+bits, with any thread count. On a GPU particle-to-grid is parallel over all particles with
+atomic adds, so results there agree to rounding only.
 """
 
 from dataclasses import dataclass
@@ -17,6 +18,7 @@ from dataclasses import dataclass
 import numpy as np
 import taichi as ti
 
+from sim import runtime
 from sim.options import _vec
 from sim.solvers.base import FLOAT, FieldSpec, Solver, register_solver
 from sim.solvers.mpm.particles import ParticleEntity, check_inside, sample_morph, scene_planes
@@ -204,6 +206,7 @@ class MPMSolver(Solver):
 
     # ------------------------------------------------------------------ build
     def build(self, n_envs, batch, state):
+        self.ordered_scatter = runtime.config().backend == runtime.cpu
         for name in ("pos", "vel", "C", "F", "Jp", "active"):
             setattr(self, name, state[name])
         n, fdtype = self.n_particles, self.pos.dtype
@@ -304,6 +307,25 @@ class MPMSolver(Solver):
         w = ti.Matrix.rows([0.5 * (1.5 - fx) ** 2, 0.75 - (fx - 1.0) ** 2, 0.5 * (fx - 0.5) ** 2])
         return base, fx, w
 
+    @ti.func
+    def _p2g(self, b, p, dt, origin, dx):
+        """Particle p of env b: update F and Jp, scatter mass and APIC momentum to the grid."""
+        if self.active[b, p]:
+            inv_dx = 1.0 / dx
+            base, fx, w = self._stencil(self.pos[b, p], origin, inv_dx)
+            F = (ti.Matrix.identity(float, 3) + dt * self.C[b, p]) @ self.F[b, p]
+            stress, F, Jp = self._stress(p, F, self.Jp[b, p])
+            self.F[b, p], self.Jp[b, p] = F, Jp
+            m = self.p_mass[p]
+            affine = (-dt * self.p_vol[p] * 4.0 * inv_dx * inv_dx) * stress + m * self.C[b, p]
+            mv = m * self.vel[b, p]
+            for i, j, k in ti.ndrange(3, 3, 3):
+                dpos = (ti.Vector([i, j, k]) - fx) * dx
+                weight = w[i, 0] * w[j, 1] * w[k, 2]
+                node = ti.Vector([b, base[0] + i, base[1] + j, base[2] + k])
+                self.grid_v[node] += weight * (mv + affine @ dpos)
+                self.grid_m[node] += weight * m
+
     @ti.kernel
     def _substep(self, dt: float, g: ti.types.vector(3, float), origin: ti.types.vector(3, float),
                  lower: ti.types.vector(3, float), upper: ti.types.vector(3, float), dx: float,
@@ -312,21 +334,13 @@ class MPMSolver(Solver):
         for I in ti.grouped(self.grid_m):
             self.grid_v[I] = ti.Vector.zero(float, 3)
             self.grid_m[I] = 0.0
-        for b, p in self.pos:
-            if self.active[b, p]:
-                base, fx, w = self._stencil(self.pos[b, p], origin, inv_dx)
-                F = (ti.Matrix.identity(float, 3) + dt * self.C[b, p]) @ self.F[b, p]
-                stress, F, Jp = self._stress(p, F, self.Jp[b, p])
-                self.F[b, p], self.Jp[b, p] = F, Jp
-                m = self.p_mass[p]
-                affine = (-dt * self.p_vol[p] * 4.0 * inv_dx * inv_dx) * stress + m * self.C[b, p]
-                mv = m * self.vel[b, p]
-                for i, j, k in ti.ndrange(3, 3, 3):
-                    dpos = (ti.Vector([i, j, k]) - fx) * dx
-                    weight = w[i, 0] * w[j, 1] * w[k, 2]
-                    node = ti.Vector([b, base[0] + i, base[1] + j, base[2] + k])
-                    self.grid_v[node] += weight * (mv + affine @ dpos)
-                    self.grid_m[node] += weight * m
+        if ti.static(self.ordered_scatter):
+            for b in range(self.pos.shape[0]):  # parallel over envs, particle order within one
+                for p in range(self.pos.shape[1]):
+                    self._p2g(b, p, dt, origin, dx)
+        else:
+            for b, p in self.pos:
+                self._p2g(b, p, dt, origin, dx)
         for I in ti.grouped(self.grid_m):
             if self.grid_m[I] > 0:
                 v = self.grid_v[I] / self.grid_m[I] + dt * g
