@@ -230,21 +230,28 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="small sizes, a 64 MiB state: about two minutes")
     parser.add_argument("--out", default=None, help="write the markdown report here")
+    parser.add_argument("--sizes", default=None, help="envs per shard, comma-separated (default 64,512,4096)")
+    parser.add_argument("--shards", default=None, help="shard counts, comma-separated (default 1,2,4)")
+    parser.add_argument("--state-gib", type=float, default=None, help="checkpoint state size; 0 skips (default 1)")
     args = parser.parse_args()
     sizes, shards = ([16, 256], [1, 2]) if args.quick else ([64, 512, 4096], [1, 2, 4])
+    sizes = [int(x) for x in args.sizes.split(",")] if args.sizes else sizes
+    shards = [int(x) for x in args.shards.split(",")] if args.shards else shards
     state_bytes = 64 * 2**20 if args.quick else 2**30
+    state_bytes = int(args.state_gib * 2**30) if args.state_gib is not None else state_bytes
     gs.init(backend=gs.cpu, deterministic=True)
     ray.init(num_cpus=16, include_dashboard=False, object_store_memory=3 * state_bytes + 2**28,
              configure_logging=False, log_to_driver=False)
     rows = []
     bench_stepping(sizes, shards, rows, rounds=2 if args.quick else 3)
     ckpt = []
-    bench_checkpoint(state_bytes, ckpt)
+    if state_bytes:
+        bench_checkpoint(state_bytes, ckpt)
     load = os.getloadavg()[0]
     report = [f"Machine: {platform.machine()}, {os.cpu_count()} CPU cores (1-minute load average {load:.1f} at the end "
               f"of the run: the machine is shared), CPU backend, float32; ray {ray.__version__}, "
-              f"python {platform.python_version()}. Command: `python benchmarks/bench_distributed.py"
-              f"{' --quick' if args.quick else ''}`.", "", "### Stepping (FrankaReach)", "", *stepping_table(rows),
+              f"python {platform.python_version()}. Command: `python benchmarks/bench_distributed.py "
+              f"{' '.join(sys.argv[1:])}`.", "", "### Stepping (FrankaReach)", "", *stepping_table(rows),
               "", "### Checkpoints", "", *ckpt]
     text = "\n".join(report)
     print(text)

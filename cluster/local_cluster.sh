@@ -2,12 +2,14 @@
 # A Ray cluster of several nodes on this one machine, to try multi-node placement without hardware.
 #   cluster/local_cluster.sh start [N_WORKERS=2] [CPUS_PER_NODE=2]
 #   RAY_ADDRESS=127.0.0.1:6379 genesis-dist demo     # shards SPREAD over the nodes
-#   cluster/local_cluster.sh stop
+#   cluster/local_cluster.sh stop                   # `ray stop`: ends EVERY Ray process on this machine
 # Each node is its own raylet and object store; `ray status` lists them.
 set -euo pipefail
 RAY="${RAY:-$(dirname "$0")/../.venv/bin/ray}"
 command -v "$RAY" >/dev/null || RAY=ray
 PORT=6379
+# Ray 2.5x+ secures a `ray start` cluster with a token (~/.ray/auth_token); nodes and drivers must agree
+export RAY_AUTH_MODE="${RAY_AUTH_MODE:-token}"
 
 case "${1:-}" in
   start)
@@ -20,8 +22,9 @@ case "${1:-}" in
         --node-manager-port=$((6400 + 10 * i)) --object-manager-port=$((6401 + 10 * i)) \
         --min-worker-port=$((11000 + 1000 * i)) --max-worker-port=$((11999 + 1000 * i))
     done
+    sleep 3  # let the workers register
     "$RAY" status --address="127.0.0.1:$PORT"
-    echo "export RAY_ADDRESS=127.0.0.1:$PORT"
+    echo "export RAY_ADDRESS=127.0.0.1:$PORT RAY_AUTH_MODE=$RAY_AUTH_MODE"
     ;;
   stop)
     "$RAY" stop

@@ -37,7 +37,8 @@ def demo(n_envs: int, n_shards: int, reload_shards: int, steps: int) -> int:
     joined = ray.is_initialized() or bool(os.environ.get("RAY_ADDRESS"))
     scene = gd.DistributedScene(build_franka, n_envs=n_envs, n_shards=n_shards, **kwargs)
     _say(t0, f"{'joined' if joined else 'started a local'} Ray ({ray.cluster_resources().get('CPU', 0):g} CPUs); "
-             f"built {scene.n_envs} Franka envs on {scene.n_shards} CPU shards of {scene.layout.sizes} envs")
+             f"built {scene.n_envs} Franka envs on {scene.n_shards} CPU shards of {scene.layout.sizes} envs, "
+             f"spread over {len({info['node_id'] for info in scene.shard_info})} Ray node(s)")
     for _ in range(steps):
         scene.step()
     qpos = scene.get_state()["RigidSolver.qpos"]
