@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # A Ray cluster of several nodes on this one machine, to try multi-node placement without hardware.
 #   cluster/local_cluster.sh start [N_WORKERS=2] [CPUS_PER_NODE=2]
-#   RAY_ADDRESS=127.0.0.1:6379 genesis-dist demo     # shards SPREAD over the nodes
+#   RAY_ADDRESS=127.0.0.1:6379 RAY_AUTH_MODE=token genesis-dist demo   # shards SPREAD over the nodes
 #   cluster/local_cluster.sh stop                   # `ray stop`: ends EVERY Ray process on this machine
 # Each node is its own raylet and object store; `ray status` lists them.
 set -euo pipefail
