@@ -186,6 +186,21 @@ def test_save_load_in_new_process_continues_bit_exactly(tmp_path):
     pc.check_save_load_continue(build_small, tmp_path / "mpm.pkl", n_before=2, n_after=3)
 
 
+def test_morph_sampling_fills_the_shape():
+    from sim.solvers.mpm.particles import quat_to_matrix, sample_morph
+
+    half = np.sin(np.pi / 8)  # 45 degrees about z
+    box = gs.morphs.Box(pos=(0.1, -0.2, 0.5), size=(0.3, 0.2, 0.1), quat=(np.cos(np.pi / 8), 0.0, 0.0, half))
+    points, volume = sample_morph(box, 0.02)
+    local = (points - np.array(box.pos)) @ quat_to_matrix(box.quat)
+    assert (np.abs(local) < np.array(box.size) / 2).all(), "every particle is inside the rotated box"
+    assert len(points) == 15 * 10 * 5 and np.isclose(len(points) * volume, 0.3 * 0.2 * 0.1)
+    sphere = gs.morphs.Sphere(pos=(0.0, 0.0, 0.5), radius=0.1)
+    points, volume = sample_morph(sphere, 0.01)
+    assert (np.linalg.norm(points - np.array(sphere.pos), axis=1) <= 0.1 + 1e-9).all()
+    assert abs(len(points) * volume / (4 / 3 * np.pi * 0.1 ** 3) - 1) < 0.05
+
+
 def test_bad_options_and_entities_raise():
     with pytest.raises(ValueError, match="upper_bound"):
         gs.options.MPMOptions(lower_bound=(0, 0, 0), upper_bound=(1, 1, 0))
