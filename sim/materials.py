@@ -7,6 +7,8 @@ from types import SimpleNamespace
 
 
 def __getattr__(name: str):
+    if name.startswith("__"):  # import machinery probing (__path__, ...): never load solvers for it
+        raise AttributeError(name)
     from sim.solvers import base
 
     found = {}

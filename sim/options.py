@@ -35,6 +35,8 @@ class SimOptions:
 
 
 def __getattr__(name: str):
+    if name.startswith("__"):  # import machinery probing (__path__, ...): never load solvers for it
+        raise AttributeError(name)
     from sim.solvers import base
 
     for solver in base.registered_solvers().values():
