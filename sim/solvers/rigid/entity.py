@@ -23,6 +23,7 @@ def write_entries(f: ti.template(), values: ti.types.ndarray(dtype=ti.f64, ndim=
 
 
 def quat_to_rotvec(q: np.ndarray) -> np.ndarray:
+    q = np.asarray(q, dtype=np.float64)
     q = np.where(q[..., :1] < 0, -q, q)
     vec = q[..., 1:]
     s = np.linalg.norm(vec, axis=-1, keepdims=True)
@@ -32,6 +33,7 @@ def quat_to_rotvec(q: np.ndarray) -> np.ndarray:
 
 
 def rotvec_to_quat(r: np.ndarray) -> np.ndarray:
+    r = np.asarray(r, dtype=np.float64)
     angle = np.linalg.norm(r, axis=-1, keepdims=True)
     axis = np.where(angle > 1e-12, r / np.maximum(angle, 1e-300), 0.0)
     return np.concatenate([np.cos(angle / 2), np.sin(angle / 2) * axis], axis=-1)
