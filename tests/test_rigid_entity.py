@@ -142,6 +142,8 @@ def test_unbatched_scene_shapes_and_morph_pose():
     ('<body><joint name="j" type="hinge" frictionloss="1"/><geom size="0.1"/></body>', "frictionloss"),
     ('<body><joint type="hinge"/><geom size="0.1"/><site name="s"/></body></worldbody>'
      '<tendon><spatial><site site="s"/><site site="s"/></spatial></tendon><worldbody>', "tendon"),
+    ('<body><joint name="j" type="hinge"/><geom size="0.1"/></body></worldbody>'
+     '<actuator><motor joint="j"/><position joint="j" kp="1"/></actuator><worldbody>', "second actuator"),
 ])
 def test_unsupported_mjcf_is_refused_by_name(tmp_path, body, needle):
     path = tmp_path / "bad.xml"

@@ -42,6 +42,53 @@ FREE = """<mujoco><option timestep="0.002" integrator="Euler"><flag contact="dis
 </body></worldbody></mujoco>"""
 
 
+ACTUATED = """<mujoco><compiler angle="radian"/>
+<option timestep="0.005" integrator="implicitfast"><flag contact="disable"/></option>
+<default><geom contype="0" conaffinity="0"/></default>
+<worldbody>
+ <body pos="0 0 1"><joint name="a" type="hinge" axis="0 1 0" damping="0.2" armature="0.01"/>
+  <geom type="capsule" fromto="0 0 0 0.3 0 0" size="0.03"/>
+  <body pos="0.3 0 0"><joint name="b" type="slide" axis="1 0 0" armature="0.05"/>
+   <geom type="box" size="0.05 0.05 0.05"/>
+   <body pos="0.1 0 0"><joint name="c" type="hinge" axis="0 0 1"/>
+    <geom type="capsule" fromto="0 0 0 0.2 0 0" size="0.02"/></body>
+  </body>
+ </body>
+</worldbody>
+<actuator>
+ <position joint="a" kp="30" kv="2" ctrllimited="true" ctrlrange="-0.3 0.3" forcelimited="true" forcerange="-8 8"/>
+ <velocity joint="b" kv="20" ctrllimited="true" ctrlrange="-0.5 0.5"/>
+ <motor joint="c" gear="1" ctrllimited="true" ctrlrange="-0.2 0.2"/>
+</actuator></mujoco>"""
+
+
+def compare_actuated(seconds: float = 1.0) -> dict:
+    """Position (target and force clamped), velocity (target clamped) and motor (clamped)
+    actuators of an MJCF against MuJoCo's, through control_dofs_position/velocity/force."""
+    import sim as gs
+
+    with tempfile.TemporaryDirectory() as folder:
+        path = os.path.join(folder, "model.xml")
+        with open(path, "w") as f:
+            f.write(ACTUATED)
+        m = mujoco.MjModel.from_xml_path(path)
+        scene = gs.Scene(sim_options=gs.options.SimOptions(dt=m.opt.timestep))
+        entity = scene.add_entity(gs.morphs.MJCF(file=path))
+        scene.build()
+    md = mujoco.MjData(m)
+    qerr = 0.0
+    for i in range(round(seconds / m.opt.timestep)):
+        ctrl = np.array([0.8, 1.0, 0.5]) * np.sin(2 * np.pi * i * m.opt.timestep + np.arange(3))
+        md.ctrl[:] = ctrl
+        entity.control_dofs_position(ctrl[:1], dofs_idx_local=[0])
+        entity.control_dofs_velocity(ctrl[1:2], dofs_idx_local=[1])
+        entity.control_dofs_force(np.clip(ctrl[2:], -0.2, 0.2), dofs_idx_local=[2])
+        scene.step()
+        mujoco.mj_step(m, md)
+        qerr = max(qerr, float(np.abs(entity.get_qpos().numpy() - md.qpos).max()))
+    return {"qpos": qerr}
+
+
 def _random_state(m, rng):
     qpos = m.qpos0 + 0.3 * rng.normal(size=m.nq)
     for j in range(m.njnt):
@@ -136,7 +183,7 @@ def resting_heights() -> list:
 
 def all_comparisons() -> dict:
     return {"chain": compare_passive(CHAIN), "free": compare_passive(FREE), "franka": compare_franka_pd(),
-            "resting": resting_heights()}
+            "actuated": compare_actuated(), "resting": resting_heights()}
 
 
 def test_matches_mujoco_float64():
@@ -149,6 +196,7 @@ def test_matches_mujoco_float64():
     franka = results["franka"]
     assert franka["saturated"] > 0  # the force clipping path is exercised
     assert franka["qpos"] < 1e-9 and franka["qvel"] < 1e-8, franka
+    assert results["actuated"]["qpos"] < 1e-9, results["actuated"]
     assert np.allclose(results["resting"], [0.1, 0.05], atol=1e-3), results["resting"]  # contacts in float64
 
 
@@ -163,3 +211,7 @@ def test_matches_mujoco_float32(xml):
 def test_franka_pd_matches_mujoco_float32():
     r = compare_franka_pd()
     assert r["qpos"] < 2e-3 and r["qvel"] < 2e-2, r
+
+
+def test_actuators_match_mujoco_float32():
+    assert compare_actuated()["qpos"] < 2e-3

@@ -96,9 +96,11 @@ def smooth_acceleration(d: ti.template(), dt: float):
             mode = d.ctrl_mode[e, k]
             ctrl = d.ctrl_force[e, k]
             if mode == CTRL_POSITION:
-                ctrl = d.dofs_kp[e, k] * (d.ctrl_pos[e, k] - q) - d.dofs_kv[e, k] * vel
+                target = ti.min(ti.max(d.ctrl_pos[e, k], d.dof_target_lo[k]), d.dof_target_hi[k])
+                ctrl = d.dofs_kp[e, k] * (target - q) - d.dofs_kv[e, k] * vel
             elif mode != CTRL_FORCE:
-                ctrl = d.dofs_kv[e, k] * (d.ctrl_vel[e, k] - vel)
+                target = ti.min(ti.max(d.ctrl_vel[e, k], d.dof_target_lo[k]), d.dof_target_hi[k])
+                ctrl = d.dofs_kv[e, k] * (target - vel)
             clamped = ti.min(ti.max(ctrl, d.dof_force_lo[k]), d.dof_force_hi[k])
             d.qfrc[e, k] = force + clamped - d.bias[e, k]
             gain = d.dof_damping[k]  # velocity gain taken into H

@@ -33,6 +33,7 @@ def check_supported(m: mujoco.MjModel, source: str) -> None:
         raise ValueError(f"{source}: {what} is not supported by the rigid solver")
 
     for count, what in [(m.ntendon, "tendon"), (m.neq, "equality constraint"), (m.nflex, "flex"),
+                        (m.npair, "contact pair"), (m.nexclude, "contact exclude"),
                         (m.nmocap, "mocap body"), (m.nplugin, "plugin"), (m.na, "actuator with activation (dyntype)")]:
         if count:
             refuse(f"<{what}> ({count} of them)")
@@ -57,8 +58,11 @@ def check_supported(m: mujoco.MjModel, source: str) -> None:
         if colliding and gt not in (PLANE, SPHERE, CAPSULE, BOX):
             refuse(f"colliding {GEOM_NAMES.get(gt, gt)} {_name(m, mujoco.mjtObj.mjOBJ_GEOM, g, 'geom')} "
                    f"(collision supports plane, sphere, capsule, box; set contype=conaffinity=0 for visual geoms)")
+    joints = [int(j) for j in m.actuator_trnid[:, 0]]
     for a in range(m.nu):
         aname = _name(m, mujoco.mjtObj.mjOBJ_ACTUATOR, a, "actuator")
+        if joints.count(joints[a]) > 1:
+            refuse(f"a second actuator ({aname}) on {_name(m, mujoco.mjtObj.mjOBJ_JOINT, joints[a], 'joint')}")
         if m.actuator_trntype[a] != mujoco.mjtTrn.mjTRN_JOINT:
             refuse(f"non-joint transmission of {aname}")
         jt = int(m.jnt_type[m.actuator_trnid[a, 0]])
@@ -122,6 +126,8 @@ class ModelArrays:
     dof_target: list = field(default_factory=list)
     dof_force_lo: list = field(default_factory=list)
     dof_force_hi: list = field(default_factory=list)
+    dof_target_lo: list = field(default_factory=list)
+    dof_target_hi: list = field(default_factory=list)
     geom_type: list = field(default_factory=list)
     geom_body: list = field(default_factory=list)
     geom_pos: list = field(default_factory=list)
@@ -222,18 +228,21 @@ def append_model(model: ModelArrays, m: mujoco.MjModel, pos, quat, qpos_init=Non
             target[m.jnt_dofadr[j]] = qpos[m.jnt_qposadr[j]]
     kp, kv, mode = np.zeros(m.nv), np.zeros(m.nv), np.zeros(m.nv, dtype=np.int32)
     lo, hi = np.full(m.nv, -np.inf), np.full(m.nv, np.inf)
+    target_lo, target_hi = np.full(m.nv, -np.inf), np.full(m.nv, np.inf)
     for a in range(m.nu):
         d = int(m.jnt_dofadr[m.actuator_trnid[a, 0]])
         gain, bias = m.actuator_gainprm[a], m.actuator_biasprm[a]
         if m.actuator_biastype[a] == mujoco.mjtBias.mjBIAS_NONE:
             mode[d] = CTRL_FORCE
             if m.actuator_ctrllimited[a]:
-                lo[d], hi[d] = m.actuator_ctrlrange[a] * gain[0]
+                lo[d], hi[d] = np.sort(m.actuator_ctrlrange[a] * gain[0])
         elif bias[1] != 0:
             mode[d], kp[d], kv[d] = CTRL_POSITION, gain[0], -bias[2]
         else:
             mode[d], kv[d] = CTRL_VELOCITY, gain[0]
             target[d] = 0.0
+        if mode[d] != CTRL_FORCE and m.actuator_ctrllimited[a]:  # MuJoCo clamps the servo's target
+            target_lo[d], target_hi[d] = m.actuator_ctrlrange[a]
         if m.actuator_forcelimited[a]:
             lo[d], hi[d] = max(lo[d], m.actuator_forcerange[a, 0]), min(hi[d], m.actuator_forcerange[a, 1])
     for d in range(m.nv):
@@ -248,6 +257,8 @@ def append_model(model: ModelArrays, m: mujoco.MjModel, pos, quat, qpos_init=Non
     model.dof_target += target.tolist()
     model.dof_force_lo += lo.tolist()
     model.dof_force_hi += hi.tolist()
+    model.dof_target_lo += target_lo.tolist()
+    model.dof_target_hi += target_hi.tolist()
     for g in range(m.ngeom):
         gt = int(m.geom_type[g])
         if m.geom_contype[g] == 0 and m.geom_conaffinity[g] == 0:
