@@ -163,7 +163,7 @@ class RigidSolver(Solver):
                 "dofs_kp": mdl.dof_kp, "dofs_kv": mdl.dof_kv}
         for name, values in init.items():
             field = state[name]
-            row = np.zeros(field.shape[1:], dtype=field.to_numpy().dtype)
+            row = np.zeros(field.shape[1:], dtype=np.int32 if name == "ctrl_mode" else runtime.config().np_float)
             row[:len(values)] = values
             field.from_numpy(np.ascontiguousarray(np.broadcast_to(row, field.shape)))
         self.update_links()
