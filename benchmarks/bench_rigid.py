@@ -53,17 +53,23 @@ def build_times(backend):
     return tuple(out)
 
 
+REPEATS = 3  # each side reports its best of three timed runs: the machine may be shared
+
+
 def ours(gs, n_envs, steps):
-    scene, _ = build_scene(gs, n_envs)
-    scene.step()  # compile
     import taichi as ti
 
-    ti.sync()
-    start = time.perf_counter()
-    for _ in range(steps):
-        scene.step()
-    ti.sync()
-    return max(n_envs, 1) * steps / (time.perf_counter() - start)
+    scene, _ = build_scene(gs, n_envs)
+    scene.step()  # compile
+    best = 0.0
+    for _ in range(REPEATS):
+        ti.sync()
+        start = time.perf_counter()
+        for _ in range(steps):
+            scene.step()
+        ti.sync()
+        best = max(best, max(n_envs, 1) * steps / (time.perf_counter() - start))
+    return best
 
 
 def mujoco_rollout(n_envs, steps):
@@ -82,9 +88,12 @@ def mujoco_rollout(n_envs, steps):
     initial = np.tile(state, (n_envs, 1))
     control = np.tile(model.key_ctrl[0], (n_envs, steps, 1))
     rollout.rollout(model, datas, initial, control[:, :2], persistent_pool=True)  # warm the pool
-    start = time.perf_counter()
-    rollout.rollout(model, datas, initial, control, persistent_pool=True)
-    return n_envs * steps / (time.perf_counter() - start)
+    best = 0.0
+    for _ in range(REPEATS):
+        start = time.perf_counter()
+        rollout.rollout(model, datas, initial, control, persistent_pool=True)
+        best = max(best, n_envs * steps / (time.perf_counter() - start))
+    return best
 
 
 def main():
