@@ -4,7 +4,7 @@ Stepping, side by side in one run, on the FrankaReach task (actions in; observat
 and dones out as torch tensors in global env order), every shard's Taichi on one thread:
   in-process  one FrankaReach with all envs in this process (no Ray)
   gd          gd.VecEnv with 1, 2, 4 shards (one round trip per step)
-  gd+cgraph   the same gd.VecEnv with compiled_graph=True (steps through a Ray Compiled Graph)
+  gd+cgraph   the same shard actors driven through a Ray Compiled Graph (measured, not shipped)
   naive       hand-written actors, one per shard, each a FrankaReach returning Task.step's dict,
               driven by `ray.get([shard.step.remote(part) ...])` and joined with torch.from_numpy(np.concatenate)
   gym-async   gymnasium AsyncVectorEnv, one worker process per shard, observations in shared memory
@@ -34,6 +34,7 @@ import numpy as np
 import ray
 import torch
 from gymnasium.vector import AsyncVectorEnv
+from ray.dag import InputNode, MultiOutputNode
 
 import genesis_dist as gd
 import sim as gs
@@ -152,11 +153,19 @@ def bench_stepping(per_shard_sizes, shard_counts, rows, rounds):
                 for name, step in drivers.items():
                     rounds_of[name].append(measure(step))
 
-            # the same VecEnv stepping through a Ray Compiled Graph, measured on its own: the graph
-            # holds a thread in every shard while it exists
-            env.scene.compiled_graph = True
-            rounds_of["gd+cgraph"] = [measure(coordinated) for _ in range(rounds)]
-            env.scene.compiled_graph = False
+            # the same shard actors driven through a Ray Compiled Graph, measured on its own: the
+            # graph holds a thread in every shard while it exists
+            with InputNode() as inp:
+                graph = MultiOutputNode([a.task_step.bind(inp[s]) for s, a in enumerate(env.scene._actors)])
+            graph = graph.experimental_compile()
+            try:
+                def compiled():
+                    results = ray.get(graph.execute(*env.scene.layout.split(acts.numpy())), timeout=600)
+                    torch.from_numpy(np.concatenate([packed for packed, _ in results]))
+                    return max(seconds for _, seconds in results)
+                rounds_of["gd+cgraph"] = [measure(compiled) for _ in range(rounds)]
+            finally:
+                graph.teardown()
 
             env.close()
             venv.close()

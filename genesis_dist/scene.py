@@ -11,7 +11,6 @@ from __future__ import annotations
 import cloudpickle
 import numpy as np
 import ray
-from ray.dag import InputNode, MultiOutputNode
 from ray.util.placement_group import placement_group, remove_placement_group
 from ray.util.scheduling_strategies import PlacementGroupSchedulingStrategy
 
@@ -56,20 +55,16 @@ class DistributedScene:
     backend: None picks gs.gpu in a shard exactly when Ray gave it a GPU; "cpu" / "gpu" force one.
     resources_per_shard: {"num_cpus": 1, "num_gpus": 0.25, "memory": bytes, "resources": {...}}.
     placement_strategy: "SPREAD" (default; across nodes where it can), "PACK", or the STRICT_ forms.
-    compiled_graph: drive Task steps through a Ray Compiled Graph (beta in Ray): a lower per-step
-    overhead than ordinary actor calls (benchmarks/results/distributed.md); other calls are unchanged.
     """
 
     def __init__(self, build_scene, n_envs: int, n_shards: int = 1, *, backend: str | None = None,
                  precision: str = "32", deterministic: bool = False, seed: int = 0,
                  resources_per_shard: dict | None = None, placement_strategy: str = "SPREAD",
-                 placement_timeout_s: float = 120.0, compiled_graph: bool = False):
+                 placement_timeout_s: float = 120.0):
         if not isinstance(build_scene, TaskSpec) and not callable(build_scene):
             raise TypeError(f"build_scene must be a function build_scene(n_envs) -> sim.Scene, got {build_scene!r}")
         self._actors: list = []
         self._pg = None
-        self._graph = None
-        self._compiled = bool(compiled_graph)
         self.layout = Layout(n_envs, n_shards)
         if backend not in (None, "cpu", "gpu"):
             raise ValueError(f"backend must be None, 'cpu' or 'gpu', got {backend!r}")
@@ -116,7 +111,6 @@ class DistributedScene:
         reset(state=...) or load_checkpoint(...)."""
         if not 0 <= shard < self.n_shards:
             raise ValueError(f"shard must be in 0..{self.n_shards - 1}, got {shard}")
-        self._drop_graph()
         ray.kill(self._actors[shard])
         self._actors[shard] = self._spawn(shard)
         info = self.run_on_shards("info", shards=[shard], what="rebuilding the scene")[0]
@@ -265,45 +259,10 @@ class DistributedScene:
         expected = (self.n_envs, self.task_info["num_actions"])
         if actions.shape != expected:
             raise ValueError(f"actions have shape {tuple(actions.shape)}, expected {expected} (n_envs, num_actions)")
-        parts = self.layout.split(actions)
-        if self._compiled:
-            results = self._step_compiled(parts)
-        else:
-            results = self.run_on_shards("task_step", [(part,) for part in parts], what="the task's step")
-        for s, (_, _, error) in enumerate(results):
-            if error is not None:
-                raise ShardError(s, self._where(s), f"the task's step raised {type(error).__name__}: {error}",
-                                 error) from error
+        results = self.run_on_shards("task_step", [(part,) for part in self.layout.split(actions)],
+                                     what="the task's step")
         self._t += 1
-        return [(packed, seconds) for packed, seconds, _ in results]
-
-    @property
-    def compiled_graph(self) -> bool:
-        return self._compiled
-
-    @compiled_graph.setter
-    def compiled_graph(self, on: bool) -> None:
-        self._compiled = bool(on)
-        if not on:
-            self._drop_graph()
-
-    def _step_compiled(self, parts: list[np.ndarray]) -> list:
-        """task_step through a Ray Compiled Graph over all shards, compiled on first use."""
-        if self._graph is None:
-            with InputNode() as inp:
-                node = MultiOutputNode([actor.task_step.bind(inp[s]) for s, actor in enumerate(self._actors)])
-            self._graph = node.experimental_compile()
-        try:
-            return ray.get(self._graph.execute(*parts))
-        except ray.exceptions.RayError:
-            self._drop_graph()
-            self.run_on_shards("info", what="the task's step")  # raises ShardDiedError naming a dead shard
-            raise
-
-    def _drop_graph(self) -> None:
-        graph, self._graph = self._graph, None
-        if graph is not None:
-            graph.teardown()
+        return results
 
     def gather(self, fn) -> np.ndarray | list:
         """fn(scene) in every shard (e.g. `lambda s: robot_of(s).get_dofs_position()`); arrays with
@@ -316,7 +275,6 @@ class DistributedScene:
     # ------------------------------------------------------------------ lifetime
     def shutdown(self) -> None:
         """Stop the shard actors and free their placement group (Ray itself keeps running)."""
-        self._drop_graph()
         actors, self._actors = self._actors, []
         for actor in actors:
             ray.kill(actor)

@@ -113,16 +113,12 @@ class Shard:
         return fn(self.scene)
 
     # ------------------------------------------------------------------ task API
-    def task_step(self, actions: np.ndarray) -> tuple:
-        """(packed, seconds, None): Task.step packed into one float32 array (one object to ship and
-        join; see pack_step) and the seconds it took here. A failure is returned as (None, 0, error),
-        not raised, so the driver can name this shard even through a compiled graph."""
+    def task_step(self, actions: np.ndarray) -> tuple[np.ndarray, float]:
+        """Task.step packed into one float32 array (one object to ship and to join; see pack_step),
+        and the seconds it took here (to measure the coordinator)."""
         start = time.perf_counter()
-        try:
-            packed = pack_step(self.task.step(actions))
-        except Exception as e:
-            return None, 0.0, e
-        return packed, time.perf_counter() - start, None
+        packed = pack_step(self.task.step(actions))
+        return packed, time.perf_counter() - start
 
     def task_view(self) -> dict:
         """Observations and episode lengths now, without stepping."""
