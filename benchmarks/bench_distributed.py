@@ -249,7 +249,7 @@ def main():
     state_bytes = 64 * 2**20 if args.quick else 2**30
     state_bytes = int(args.state_gib * 2**30) if args.state_gib is not None else state_bytes
     gs.init(backend=gs.cpu, deterministic=True)
-    ray.init(num_cpus=16, include_dashboard=False, object_store_memory=3 * state_bytes + 2**28,
+    ray.init(address="local", num_cpus=16, include_dashboard=False, object_store_memory=3 * state_bytes + 2**28,
              configure_logging=False, log_to_driver=False)
     rows = []
     bench_stepping(sizes, shards, rows, rounds=2 if args.quick else 3)

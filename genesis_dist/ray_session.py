@@ -11,7 +11,8 @@ EMBEDDED_OBJECT_STORE_BYTES = 512 * 2**20
 
 
 def connect(min_cpus: float) -> None:
-    """Make sure this process is connected to Ray.
+    """Make sure this process is connected to Ray (a `ray start` cluster on this machine is joined
+    only through RAY_ADDRESS: otherwise a new embedded Ray starts, as address="local" asks).
 
     An embedded local Ray is kept small: no dashboard, just enough logical CPUs for the shards
     (at least the machine's count), a 512 MiB object store (Ray spills to disk beyond it).
@@ -22,5 +23,5 @@ def connect(min_cpus: float) -> None:
     if os.environ.get("RAY_ADDRESS"):
         ray.init(address=os.environ["RAY_ADDRESS"])
         return
-    ray.init(num_cpus=max(math.ceil(min_cpus), os.cpu_count() or 1), include_dashboard=False,
+    ray.init(address="local", num_cpus=max(math.ceil(min_cpus), os.cpu_count() or 1), include_dashboard=False,
              object_store_memory=EMBEDDED_OBJECT_STORE_BYTES, configure_logging=False)

@@ -17,8 +17,8 @@ CFG = {"episode_length": 4, "seed": 3}
 
 @pytest.fixture(scope="module", autouse=True)
 def local_ray():
-    ray.init(num_cpus=8, include_dashboard=False, object_store_memory=150 * 2**20, configure_logging=False,
-             log_to_driver=False, runtime_env={"env_vars": {"PYTHONPATH": ROOT}})
+    ray.init(address="local", num_cpus=8, include_dashboard=False, object_store_memory=150 * 2**20,
+             configure_logging=False, log_to_driver=False, runtime_env={"env_vars": {"PYTHONPATH": ROOT}})
     yield
     ray.shutdown()
 

@@ -69,8 +69,8 @@ class PointTargetTask(gd.Task):
 
 @pytest.fixture(scope="module", autouse=True)
 def local_ray():
-    ray.init(num_cpus=8, include_dashboard=False, object_store_memory=150 * 2**20, configure_logging=False,
-             log_to_driver=False, runtime_env={"env_vars": {"PYTHONPATH": WORKER_PATH}})
+    ray.init(address="local", num_cpus=8, include_dashboard=False, object_store_memory=150 * 2**20,
+             configure_logging=False, log_to_driver=False, runtime_env={"env_vars": {"PYTHONPATH": WORKER_PATH}})
     yield
     ray.shutdown()
 
