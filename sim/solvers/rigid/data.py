@@ -6,6 +6,7 @@ import taichi as ti
 
 from sim.solvers.rigid.model import BOX, CAPSULE, DOF_SIZE, PLANE, ModelArrays
 
+
 def _field(arr: np.ndarray, ti_float):
     """An empty field shaped for `arr` (at least one row, so empty models stay allocatable)."""
     dtype = ti.i32 if arr.dtype == np.int32 else ti_float
@@ -58,8 +59,7 @@ class RigidData:
         self.batch, self.nbody, self.njnt, self.nv = batch, model.nbody, model.njnt, model.nv
         self.ngeom, self.npair = model.ngeom, len(pairs)
         self.max_contacts = max_contacts
-        self.max_rows = 3 * max_contacts + 2 * int(np.sum(arrays["jnt_limited"])) if model.njnt else 3 * max_contacts
-        self.max_rows = max(self.max_rows, 1)
+        self.max_rows = 3 * max_contacts + 2 * int(np.sum(arrays["jnt_limited"]))  # contacts, then limits
         self.dt = dt
         self.gravity = ti.Vector(list(gravity))
         self.iterations, self.baumgarte, self.slop = options.iterations, options.baumgarte, options.contact_slop
