@@ -50,12 +50,13 @@ def main():
     while done < args.iterations:
         chunk = min(args.save_every, args.iterations - done)
         runner.learn(num_learning_iterations=chunk, init_at_random_ep_len=(done == 0 and not args.resume))
+        runner.current_learning_iteration += 1  # learn() leaves it at the last iteration run, not the next
         done += chunk
         env.save_checkpoint(os.path.join(args.out, "env.pkl"))
         runner.save(os.path.join(args.out, "policy.pt"))
         obs = env.get_observations()["policy"]
         distance = obs[:, -3:].norm(dim=1).mean().item()  # the last 3 columns: hand - target
-        print(f"iteration {runner.current_learning_iteration}: mean hand-target distance {distance:.3f} m, "
+        print(f"{runner.current_learning_iteration} iterations: mean hand-target distance {distance:.3f} m, "
               f"saved to {args.out}")
     env.close()
 
