@@ -37,6 +37,7 @@ from gymnasium.vector import AsyncVectorEnv
 from ray.dag import InputNode, MultiOutputNode
 
 import genesis_dist as gd
+from genesis_dist import ray_session
 import sim as gs
 from genesis_dist.tasks import FrankaReach
 
@@ -250,7 +251,7 @@ def main():
     state_bytes = int(args.state_gib * 2**30) if args.state_gib is not None else state_bytes
     gs.init(backend=gs.cpu, deterministic=True)
     ray.init(address="local", num_cpus=16, include_dashboard=False, object_store_memory=3 * state_bytes + 2**28,
-             configure_logging=False, log_to_driver=False)
+             configure_logging=False, log_to_driver=False, _system_config=ray_session.SYSTEM_CONFIG)
     rows = []
     bench_stepping(sizes, shards, rows, rounds=2 if args.quick else 3)
     ckpt = []
