@@ -11,9 +11,7 @@ import math
 import numpy as np
 import taichi as ti
 
-from sim import runtime
 from sim.envs_idx import normalize_envs_idx
-from sim.solvers.mpm.particles import scene_planes
 
 
 def check_number(name: str, value, low: float, low_inclusive: bool = True) -> None:
@@ -25,21 +23,6 @@ def check_number(name: str, value, low: float, low_inclusive: bool = True) -> No
 def check_count(name: str, value) -> None:
     if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
         raise ValueError(f"{name} must be an int >= 1, got {value!r}")
-
-
-def contact_planes(scene, floor_height):
-    """Taichi fields (points, normals) of the scene's gs.morphs.Plane entities plus, unless
-    floor_height is None, the horizontal plane z = floor_height; and how many there are."""
-    points, normals = scene_planes(scene)
-    if floor_height is not None:
-        points = np.concatenate([points, [[0.0, 0.0, floor_height]]])
-        normals = np.concatenate([normals, [[0.0, 0.0, 1.0]]])
-    count = len(points)
-    fields = tuple(ti.Vector.field(3, float, shape=max(count, 1)) for _ in range(2))
-    if count:
-        for field, values in zip(fields, (points, normals)):
-            field.from_numpy(values.astype(runtime.config().np_float))
-    return fields[0], fields[1], count
 
 
 @ti.kernel

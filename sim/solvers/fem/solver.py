@@ -28,7 +28,8 @@ import taichi as ti
 from sim import morphs, runtime
 from sim.solvers.base import FLOAT, FieldSpec, Solver, register_solver
 from sim.solvers.fem import tet_mesh
-from sim.solvers.vertex_entity import VertexEntity, check_count, check_number, contact_planes, place
+from sim.solvers.mpm.particles import contact_planes
+from sim.solvers.vertex_entity import VertexEntity, check_count, check_number, place
 
 logger = logging.getLogger("sim")
 

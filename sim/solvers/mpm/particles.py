@@ -6,6 +6,7 @@ from dataclasses import dataclass
 import numpy as np
 import taichi as ti
 
+from sim import runtime
 from sim.envs_idx import normalize_envs_idx
 import sim.morphs as morphs  # the module, not its names: sim.morphs may still be importing us
 
@@ -50,6 +51,21 @@ def scene_planes(scene) -> tuple[np.ndarray, np.ndarray]:
     planes = [e.morph for e in scene.entities if isinstance(getattr(e, "morph", None), morphs.Plane)]
     return (np.array([p.pos for p in planes], dtype=np.float64).reshape(-1, 3),
             np.array([p.normal for p in planes], dtype=np.float64).reshape(-1, 3))
+
+
+def contact_planes(scene, floor_height):
+    """Taichi fields (points, normals) of the scene's gs.morphs.Plane entities plus, unless
+    floor_height is None, the horizontal plane z = floor_height; and how many there are."""
+    points, normals = scene_planes(scene)
+    if floor_height is not None:
+        points = np.concatenate([points, [[0.0, 0.0, floor_height]]])
+        normals = np.concatenate([normals, [[0.0, 0.0, 1.0]]])
+    count = len(points)
+    fields = tuple(ti.Vector.field(3, float, shape=max(count, 1)) for _ in range(2))
+    if count:
+        for field, values in zip(fields, (points, normals)):
+            field.from_numpy(values.astype(runtime.config().np_float))
+    return fields[0], fields[1], count
 
 
 @ti.kernel

@@ -21,7 +21,7 @@ import taichi as ti
 from sim import runtime
 from sim.options import _vec
 from sim.solvers.base import FLOAT, FieldSpec, Solver, register_solver
-from sim.solvers.mpm.particles import ParticleEntity, check_inside, sample_morph, scene_planes
+from sim.solvers.mpm.particles import ParticleEntity, check_inside, contact_planes, sample_morph
 
 PAD_CELLS = 3  # grid nodes outside the domain on each side; they hold the walls
 ELASTIC, SNOW, LIQUID = 0, 1, 2
@@ -237,13 +237,7 @@ class MPMSolver(Solver):
         self.F.from_numpy(np.ascontiguousarray(eye))
         self.Jp.from_numpy(np.ones((batch, n), np_float))
         self.active.from_numpy(np.ones((batch, n), np.int32))
-        plane_p, plane_n = scene_planes(self.scene)
-        self.n_planes = len(plane_p)
-        self.plane_p = ti.Vector.field(3, fdtype, shape=max(self.n_planes, 1))
-        self.plane_n = ti.Vector.field(3, fdtype, shape=max(self.n_planes, 1))
-        if self.n_planes:
-            self.plane_p.from_numpy(plane_p.astype(np_float))
-            self.plane_n.from_numpy(plane_n.astype(np_float))
+        self.plane_p, self.plane_n, self.n_planes = contact_planes(self.scene, None)
 
     # ------------------------------------------------------------------ step
     def step(self):

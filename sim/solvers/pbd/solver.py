@@ -23,7 +23,8 @@ from sim import morphs, runtime
 from sim.solvers.base import FLOAT, FieldSpec, Solver, register_solver
 from sim.solvers.pbd.constraints import colour, grid_triangles, stretch_and_bending_pairs
 from sim.solvers.pbd.particle_contacts import ParticleContacts
-from sim.solvers.vertex_entity import VertexEntity, check_count, check_number, contact_planes, place
+from sim.solvers.mpm.particles import contact_planes
+from sim.solvers.vertex_entity import VertexEntity, check_count, check_number, place
 
 MAX_COLOURS = 24  # colour loops are unrolled in the projection kernel; a grid cloth needs about 12
 

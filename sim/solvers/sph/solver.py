@@ -18,7 +18,7 @@ import taichi as ti
 
 from sim.options import _vec
 from sim.solvers.base import FLOAT, FieldSpec, Solver, register_solver
-from sim.solvers.mpm.particles import ParticleEntity, check_inside, sample_morph, scene_planes
+from sim.solvers.mpm.particles import ParticleEntity, check_inside, contact_planes, sample_morph
 
 SUPPORT = 2.0  # kernel support radius in particle spacings (about 32 neighbours on a lattice)
 
@@ -165,13 +165,7 @@ class SPHSolver(Solver):
         self.pos.from_numpy(np.ascontiguousarray(np.broadcast_to(points, (batch, n, 3))))
         self.vel.from_numpy(np.zeros((batch, n, 3), np_float))
         self.active.from_numpy(np.ones((batch, n), np.int32))
-        plane_p, plane_n = scene_planes(self.scene)
-        self.n_planes = len(plane_p)
-        self.plane_p = ti.Vector.field(3, fdtype, shape=max(self.n_planes, 1))
-        self.plane_n = ti.Vector.field(3, fdtype, shape=max(self.n_planes, 1))
-        if self.n_planes:
-            self.plane_p.from_numpy(plane_p.astype(np_float))
-            self.plane_n.from_numpy(plane_n.astype(np_float))
+        self.plane_p, self.plane_n, self.n_planes = contact_planes(self.scene, None)
 
     # ------------------------------------------------------------------ step
     def step(self):
