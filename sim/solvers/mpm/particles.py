@@ -8,6 +8,7 @@ import taichi as ti
 
 from sim import runtime
 from sim.envs_idx import normalize_envs_idx
+from sim.options import _vec
 import sim.morphs as morphs  # the module, not its names: sim.morphs may still be importing us
 
 
@@ -43,6 +44,15 @@ def check_inside(points: np.ndarray, lower, upper, what: str) -> None:
         raise ValueError(f"{what} reaches {points.min(0).round(4).tolist()}..{points.max(0).round(4).tolist()}, "
                          f"outside the solver domain {list(lower)}..{list(upper)}; "
                          f"move it or enlarge lower_bound/upper_bound")
+
+
+def domain_bounds(owner: str, lower, upper) -> tuple[tuple, tuple]:
+    """Validated (lower_bound, upper_bound) of a particle solver's box-shaped domain."""
+    lower = _vec(f"{owner}.lower_bound", lower, 3)
+    upper = _vec(f"{owner}.upper_bound", upper, 3)
+    if any(not u > lo for lo, u in zip(lower, upper)):
+        raise ValueError(f"{owner}.upper_bound {upper} must exceed lower_bound {lower} on every axis")
+    return lower, upper
 
 
 def scene_planes(scene) -> tuple[np.ndarray, np.ndarray]:

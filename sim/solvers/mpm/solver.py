@@ -19,9 +19,8 @@ import numpy as np
 import taichi as ti
 
 from sim import runtime
-from sim.options import _vec
 from sim.solvers.base import FLOAT, FieldSpec, Solver, register_solver
-from sim.solvers.mpm.particles import ParticleEntity, check_inside, contact_planes, sample_morph
+from sim.solvers.mpm.particles import ParticleEntity, check_inside, contact_planes, domain_bounds, sample_morph
 
 PAD_CELLS = 3  # grid nodes outside the domain on each side; they hold the walls
 ELASTIC, SNOW, LIQUID = 0, 1, 2
@@ -45,10 +44,7 @@ class MPMOptions:
     friction: float = 0.3
 
     def __post_init__(self):
-        lower = _vec("MPMOptions.lower_bound", self.lower_bound, 3)
-        upper = _vec("MPMOptions.upper_bound", self.upper_bound, 3)
-        if any(not u > lo for lo, u in zip(lower, upper)):
-            raise ValueError(f"MPMOptions.upper_bound {upper} must exceed lower_bound {lower} on every axis")
+        lower, upper = domain_bounds("MPMOptions", self.lower_bound, self.upper_bound)
         object.__setattr__(self, "lower_bound", lower)
         object.__setattr__(self, "upper_bound", upper)
         if not float(self.grid_density) > 0:

@@ -16,9 +16,8 @@ from dataclasses import dataclass
 import numpy as np
 import taichi as ti
 
-from sim.options import _vec
 from sim.solvers.base import FLOAT, FieldSpec, Solver, register_solver
-from sim.solvers.mpm.particles import ParticleEntity, check_inside, contact_planes, sample_morph
+from sim.solvers.mpm.particles import ParticleEntity, check_inside, contact_planes, domain_bounds, sample_morph
 
 SUPPORT = 2.0  # kernel support radius in particle spacings (about 32 neighbours on a lattice)
 
@@ -36,10 +35,7 @@ class SPHOptions:
     substeps: int | None = None
 
     def __post_init__(self):
-        lower = _vec("SPHOptions.lower_bound", self.lower_bound, 3)
-        upper = _vec("SPHOptions.upper_bound", self.upper_bound, 3)
-        if any(not u > lo for lo, u in zip(lower, upper)):
-            raise ValueError(f"SPHOptions.upper_bound {upper} must exceed lower_bound {lower} on every axis")
+        lower, upper = domain_bounds("SPHOptions", self.lower_bound, self.upper_bound)
         object.__setattr__(self, "lower_bound", lower)
         object.__setattr__(self, "upper_bound", upper)
         if not float(self.particle_size) > 0:
