@@ -3,8 +3,9 @@
 Stepping, side by side in one run, on the FrankaReach task (actions in; observations, rewards
 and dones out as torch tensors in global env order), every shard's Taichi on one thread:
   in-process  one FrankaReach with all envs in this process (no Ray)
-  gd          gd.VecEnv with 1, 2, 4 shards (one round trip per step)
-  gd+cgraph   the same shard actors driven through a Ray Compiled Graph (measured, not shipped)
+  gd          gd.VecEnv with 1, 2, 4 shards, stepped over its socket connections (the default)
+  gd-ray      the same with step_transport="ray": one Ray actor call per shard and step
+  gd+cgraph   gd-ray's shard actors driven through a Ray Compiled Graph (measured, not shipped)
   naive       hand-written actors, one per shard, each a FrankaReach returning Task.step's dict,
               driven by `ray.get([shard.step.remote(part) ...])` and joined with torch.from_numpy(np.concatenate)
   gym-async   gymnasium AsyncVectorEnv, one worker process per shard, observations in shared memory
@@ -120,6 +121,7 @@ def bench_stepping(per_shard_sizes, shard_counts, rows, rounds):
             acts = actions(n)
             task = FrankaReach(n)  # in-process, this process's Taichi (one thread)
             env = gd.VecEnv(FrankaReach, n_envs=n, n_shards=k, **SHARD_KW)
+            env_ray = gd.VecEnv(FrankaReach, n_envs=n, n_shards=k, step_transport="ray", **SHARD_KW)
             bounds = [env.scene.layout.range(s) for s in range(k)]
             naive_actors = [ray.remote(NaiveShard).options(num_cpus=1).remote(hi - lo, lo) for lo, hi in bounds]
             venv = AsyncVectorEnv([functools.partial(ShardGymEnv, hi - lo, lo) for lo, hi in bounds],
@@ -132,7 +134,7 @@ def bench_stepping(per_shard_sizes, shard_counts, rows, rounds):
                 torch.from_numpy(out["obs"]["policy"]), torch.from_numpy(out["reward"]), torch.from_numpy(out["done"])
                 return time.perf_counter() - start
 
-            def coordinated():
+            def coordinated(env=env):
                 env.step(acts)
                 return env.last_compute_s
 
@@ -148,7 +150,8 @@ def bench_stepping(per_shard_sizes, shard_counts, rows, rounds):
                 packed[:, :-2], packed[:, -2], packed[:, -1] > 0.5
                 return float(np.max(info["compute_s"]))
 
-            drivers = {"in-process": inproc, "gd": coordinated, "naive": naive, "gym-async": gym_async}
+            drivers = {"in-process": inproc, "gd": coordinated, "gd-ray": functools.partial(coordinated, env_ray),
+                       "naive": naive, "gym-async": gym_async}
             rounds_of = {name: [measure(step)] for name, step in drivers.items()}
             for _ in range(rounds - 1):
                 for name, step in drivers.items():
@@ -157,7 +160,7 @@ def bench_stepping(per_shard_sizes, shard_counts, rows, rounds):
             # the same shard actors driven through a Ray Compiled Graph, measured on its own: the
             # graph holds a thread in every shard while it exists
             with InputNode() as inp:
-                graph = MultiOutputNode([a.task_step.bind(inp[s]) for s, a in enumerate(env.scene._actors)])
+                graph = MultiOutputNode([a.task_step.bind(inp[s]) for s, a in enumerate(env_ray.scene._actors)])
             graph = graph.experimental_compile()
             try:
                 def compiled():
@@ -169,6 +172,7 @@ def bench_stepping(per_shard_sizes, shard_counts, rows, rounds):
                 graph.teardown()
 
             env.close()
+            env_ray.close()
             venv.close()
             for actor in naive_actors:
                 ray.kill(actor)

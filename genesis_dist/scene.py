@@ -17,7 +17,7 @@ from ray.util.scheduling_strategies import PlacementGroupSchedulingStrategy
 from sim import checkpoint
 from sim.envs_idx import normalize_envs_idx
 from sim.state import SimState
-from genesis_dist import ray_session
+from genesis_dist import ray_session, step_channel
 from genesis_dist.errors import ShardDiedError, ShardError
 from genesis_dist.layout import Layout
 from genesis_dist.shard import Shard
@@ -25,6 +25,7 @@ from genesis_dist.task import TaskSpec
 
 _ShardActor = ray.remote(max_restarts=0, max_task_retries=0)(Shard)
 STRATEGIES = ("SPREAD", "PACK", "STRICT_SPREAD", "STRICT_PACK")
+TRANSPORTS = ("socket", "ray")
 _RESOURCE_KEYS = {"num_cpus", "num_gpus", "memory", "resources"}
 
 
@@ -55,21 +56,28 @@ class DistributedScene:
     backend: None picks gs.gpu in a shard exactly when Ray gave it a GPU; "cpu" / "gpu" force one.
     resources_per_shard: {"num_cpus": 1, "num_gpus": 0.25, "memory": bytes, "resources": {...}}.
     placement_strategy: "SPREAD" (default; across nodes where it can), "PACK", or the STRICT_ forms.
+    step_transport: "socket" (default) steps the shards over one TCP connection each, raw bytes
+    both ways (see step_channel); "ray" makes every step a Ray actor call, for clusters whose
+    nodes do not accept connections on arbitrary ports. Everything else always goes through Ray.
     """
 
     def __init__(self, build_scene, n_envs: int, n_shards: int = 1, *, backend: str | None = None,
                  precision: str = "32", deterministic: bool = False, seed: int = 0,
                  resources_per_shard: dict | None = None, placement_strategy: str = "SPREAD",
-                 placement_timeout_s: float = 120.0):
+                 placement_timeout_s: float = 120.0, step_transport: str = "socket"):
         if not isinstance(build_scene, TaskSpec) and not callable(build_scene):
             raise TypeError(f"build_scene must be a function build_scene(n_envs) -> sim.Scene, got {build_scene!r}")
         self._actors: list = []
+        self._links: list = []
         self._pg = None
         self.layout = Layout(n_envs, n_shards)
         if backend not in (None, "cpu", "gpu"):
             raise ValueError(f"backend must be None, 'cpu' or 'gpu', got {backend!r}")
         if placement_strategy not in STRATEGIES:
             raise ValueError(f"placement_strategy must be one of {STRATEGIES}, got {placement_strategy!r}")
+        if step_transport not in TRANSPORTS:
+            raise ValueError(f"step_transport must be one of {TRANSPORTS}, got {step_transport!r}")
+        self._token = step_channel.new_token() if step_transport == "socket" else None
         self._bundle = _bundle(resources_per_shard, backend)
         self._payload = cloudpickle.dumps(build_scene)
         self._init = {"precision": precision, "deterministic": deterministic, "seed": seed}
@@ -84,12 +92,16 @@ class DistributedScene:
             raise RuntimeError(f"could not place {n_shards} shards of {self._bundle} ({placement_strategy}) within "
                                f"{placement_timeout_s:.0f} s; the cluster has {ray.cluster_resources()}") from None
         self._actors = [self._spawn(s) for s in range(n_shards)]
+        self._links = [None] * n_shards
+        self._serving = [None] * n_shards  # a shard's running `serve` call, while it has one
         try:
             infos = self.run_on_shards("info", what="building the scene")
         except ShardError:
             self.shutdown()
             raise
         self._adopt(infos)
+        for s, info in enumerate(infos):
+            self._connect(s, info)
 
     @classmethod
     def for_task(cls, task_cls, task_cfg: dict | None, n_envs: int, n_shards: int = 1, **kwargs) -> "DistributedScene":
@@ -103,7 +115,13 @@ class DistributedScene:
         return _ShardActor.options(num_cpus=self._bundle.get("CPU", 0), num_gpus=self._bundle.get("GPU", 0),
                                    memory=self._bundle.get("memory"), scheduling_strategy=strategy,
                                    resources={k: v for k, v in self._bundle.items() if k not in ("CPU", "GPU", "memory")},
-                                   ).remote(shard, hi - lo, lo, self._payload, self._init)
+                                   ).remote(shard, hi - lo, lo, self._payload, self._init, self._token)
+
+    def _connect(self, shard: int, info: dict) -> None:
+        """Open shard `shard`'s step connection (socket transport)."""
+        if self._token is not None:
+            self._links[shard] = step_channel.CoordinatorLink(info["channel"], self._token)
+            self._serving[shard] = None
 
     def restart_shard(self, shard: int) -> None:
         """Replace shard `shard` (e.g. after ShardDiedError) by a freshly built one in the same
@@ -112,11 +130,13 @@ class DistributedScene:
         if not 0 <= shard < self.n_shards:
             raise ValueError(f"shard must be in 0..{self.n_shards - 1}, got {shard}")
         ray.kill(self._actors[shard])
+        self._drop_link(shard)
         self._actors[shard] = self._spawn(shard)
         info = self.run_on_shards("info", shards=[shard], what="rebuilding the scene")[0]
         if info["meta"]["fingerprint"] != self.fingerprint:
             raise ShardError(shard, self._where(shard), "the rebuilt shard has a different scene fingerprint")
         self.shard_info[shard] = {k: info[k] for k in ("backend", "node_id", "pid")}
+        self._connect(shard, info)
 
     def _adopt(self, infos: list[dict]) -> None:
         fingerprints = [info["meta"]["fingerprint"] for info in infos]
@@ -145,6 +165,7 @@ class DistributedScene:
             raise RuntimeError("this DistributedScene has been shut down")
         shards = range(self.n_shards) if shards is None else shards
         args = [()] * len(shards) if args is None else args
+        self._release(shards)
         refs = [getattr(self._actors[s], method).remote(*a) for s, a in zip(shards, args)]
         try:
             return ray.get(refs)
@@ -174,6 +195,74 @@ class DistributedScene:
             raise ShardError(shard, self._where(shard), f"{what} raised {type(cause).__name__}: {cause}",
                              cause) from cause
 
+    # ------------------------------------------------------------------ the step connections
+    def _release(self, shards) -> None:
+        """End these shards' `serve` calls, so that the Ray calls that follow reach them."""
+        for s in shards:
+            if self._serving and self._serving[s] is not None:
+                self._serving[s] = None
+                try:
+                    self._links[s].send(step_channel.RELEASE)
+                except step_channel.ChannelClosed:
+                    self._drop_link(s)  # a dead shard: the Ray call that follows says so
+
+    def _drop_link(self, shard: int) -> None:
+        if self._links and self._links[shard] is not None:
+            self._links[shard].close()
+            self._links[shard] = None
+        if self._serving:
+            self._serving[shard] = None
+
+    def _round_trip(self, op: int, payloads: list, replies: list, what: str) -> float:
+        """One request to every shard over its connection, in parallel; shard s's reply is read
+        into replies[s]. Returns the slowest shard's own seconds. Every shard's reply is read
+        before the first failure is raised (as ShardError / ShardDiedError naming its shard), so
+        the connections stay usable."""
+        lost = [s for s in range(self.n_shards) if self._links[s] is None]
+        if lost:
+            raise ShardDiedError(lost[0], self._where(lost[0]), f"{what} failed: the shard's connection was lost "
+                                 "earlier (its actor is dead). Call restart_shard() and restore the scene.")
+        for s in range(self.n_shards):
+            if self._serving[s] is None:
+                self._serving[s] = self._actors[s].serve.remote()
+        errors = {}
+        for s, payload in enumerate(payloads):
+            try:
+                self._links[s].send(op, payload)
+            except step_channel.ChannelClosed as e:
+                errors[s] = e
+        slowest = 0.0
+        for s in range(self.n_shards):
+            if s in errors:
+                continue
+            try:
+                slowest = max(slowest, self._links[s].receive_into(replies[s], lambda: self._check_serving(s, what)))
+            except (step_channel.ChannelClosed, step_channel.ShardFailed, ShardError) as e:
+                errors[s] = e
+        if not errors:
+            return slowest
+        shard = min(errors)
+        error = errors[shard]
+        if isinstance(error, step_channel.ShardFailed):
+            cause = error.cause
+            raise ShardError(shard, self._where(shard), f"{what} raised {type(cause).__name__}: {cause}", cause)
+        for s, e in errors.items():
+            if not isinstance(e, step_channel.ShardFailed):
+                self._drop_link(s)
+        if isinstance(error, ShardError):
+            raise error
+        raise ShardDiedError(shard, self._where(shard), f"{what} failed: the shard's connection closed ({error}); "
+                             "its actor is dead. Re-create the scene (or restart_shard) and restore it from a "
+                             "checkpoint.")
+
+    def _check_serving(self, shard: int, what: str) -> None:
+        """Raise if shard `shard`'s `serve` call has ended while a reply is awaited (its actor or
+        node died without closing the connection)."""
+        ref = self._serving[shard]
+        if ray.wait([ref], timeout=0)[0]:
+            self._fetch(shard, ref, what)
+            raise ShardDiedError(shard, self._where(shard), f"{what} failed: the shard stopped serving its connection")
+
     # ------------------------------------------------------------------ Scene API
     @property
     def n_envs(self) -> int:
@@ -197,7 +286,11 @@ class DistributedScene:
 
     def step(self) -> None:
         """Step every shard once, in parallel: one round trip."""
-        self.run_on_shards("step")
+        if self._token is None:
+            self.run_on_shards("step")
+        else:
+            times = np.empty((self.n_shards, 1), np.int64)
+            self._round_trip(step_channel.SCENE_STEP, [None] * self.n_shards, list(times), "step")
         self._t += 1
 
     def get_state(self) -> SimState:
@@ -206,6 +299,7 @@ class DistributedScene:
         if not self._actors:
             raise RuntimeError("this DistributedScene has been shut down")
         arrays = {k: np.empty((self.n_envs, *shape), dtype=np.dtype(dt)) for k, shape, dt in self._meta["layout"]}
+        self._release(range(self.n_shards))
         pending = self._actors[0].get_state.remote()
         for s in range(self.n_shards):
             ref = pending
@@ -251,18 +345,25 @@ class DistributedScene:
         checkpoint.check_compatible(data, self._meta, path)
         self.reset(SimState(data["arrays"], data["step_index"], self.n_envs))
 
-    def task_step(self, actions: np.ndarray) -> list[tuple[np.ndarray, float]]:
-        """One RL step of every shard's Task (see VecEnv): `actions` (n_envs, num_actions) is split
-        by shard; returns each shard's (packed results, seconds), in shard order. One round trip."""
+    def task_step(self, actions: np.ndarray) -> tuple[np.ndarray, float]:
+        """One RL step of every shard's Task (see VecEnv): `actions` (n_envs, num_actions) float32 is
+        split by shard. Returns the packed results of all envs in global order ((n_envs, columns)
+        float32, see shard.pack_step) and the slowest shard's own seconds. One round trip."""
         if self.task_info is None:
             raise RuntimeError("this scene runs no Task; build it with DistributedScene.for_task / gd.VecEnv")
         expected = (self.n_envs, self.task_info["num_actions"])
         if actions.shape != expected:
             raise ValueError(f"actions have shape {tuple(actions.shape)}, expected {expected} (n_envs, num_actions)")
-        results = self.run_on_shards("task_step", [(part,) for part in self.layout.split(actions)],
-                                     what="the task's step")
+        actions = np.ascontiguousarray(actions, np.float32)
+        what = "the task's step"
+        if self._token is None:
+            results = self.run_on_shards("task_step", [(part,) for part in self.layout.split(actions)], what=what)
+            packed, seconds = np.concatenate([p for p, _ in results]), max(s for _, s in results)
+        else:
+            packed = np.empty((self.n_envs, self.task_info["packed_columns"]), np.float32)
+            seconds = self._round_trip(step_channel.TASK_STEP, self.layout.split(actions), self.layout.split(packed), what)
         self._t += 1
-        return results
+        return packed, seconds
 
     def gather(self, fn) -> np.ndarray | list:
         """fn(scene) in every shard (e.g. `lambda s: robot_of(s).get_dofs_position()`); arrays with
@@ -278,6 +379,8 @@ class DistributedScene:
         actors, self._actors = self._actors, []
         for actor in actors:
             ray.kill(actor)
+        for s in range(len(self._links)):
+            self._drop_link(s)
         if self._pg is not None:
             remove_placement_group(self._pg)
             self._pg = None

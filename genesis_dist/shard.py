@@ -16,6 +16,7 @@ import ray
 
 import sim as gs
 from sim import checkpoint
+from genesis_dist import step_channel
 from genesis_dist.task import BUFFER_PREFIX, Task, TaskSpec
 
 
@@ -35,12 +36,16 @@ class Shard:
     payload: the cloudpickled build_scene function, or a TaskSpec.
     init: gs.init keywords (precision, deterministic, seed, and backend if the user chose one);
     by default the backend is gs.gpu exactly when Ray gave this actor a GPU.
+    token: where given, the shard also listens for its coordinator's step connection (see
+    step_channel), which must open with this token.
     """
 
-    def __init__(self, index: int, n_envs: int, env_offset: int, payload: bytes, init: dict):
+    def __init__(self, index: int, n_envs: int, env_offset: int, payload: bytes, init: dict,
+                 token: bytes | None = None):
         self.index = index
         self.n_envs = n_envs
         self.task: Task | None = None
+        self._endpoint = None
         self._error = None
         try:
             init = dict(init)
@@ -54,6 +59,8 @@ class Shard:
                 self.scene = factory(n_envs)
             self._check_scene()
             self._init_buffers = self.task.buffer_arrays() if self.task else {}
+            if token is not None:
+                self._endpoint = step_channel.ShardEndpoint(ray.util.get_node_ip_address(), token)
         except Exception as e:  # re-raised by info(), so the driver sees the real exception type
             self._error = e
 
@@ -74,12 +81,26 @@ class Shard:
             scene = {**meta["scene"], "task": type(self.task).__qualname__}
             meta = checkpoint.make_meta(scene, meta["layout"] + buffers, self.n_envs)
         out = {"meta": meta, "t": self.scene.t, "backend": gs.runtime.config().backend,
-               "node_id": ray.get_runtime_context().get_node_id(), "pid": os.getpid()}
+               "node_id": ray.get_runtime_context().get_node_id(), "pid": os.getpid(),
+               "channel": self._endpoint.address if self._endpoint else None}
         if self.task is not None:
+            obs = self.task.observations()
             out["task"] = {"num_actions": self.task.num_actions,
                            "max_episode_length": self.task.max_episode_length,
-                           "obs_shapes": {k: v.shape[1:] for k, v in self.task.observations().items()}}
+                           "obs_shapes": {k: v.shape[1:] for k, v in obs.items()},
+                           "packed_columns": sum(v[0].size for v in obs.values()) + len(STEP_COLUMNS)}
         return out
+
+    def serve(self) -> None:
+        """Answer step requests on the coordinator's connection until it releases this shard
+        (see step_channel): the per-step path, without a Ray call per step."""
+        if self._endpoint is None:
+            raise RuntimeError("this shard was created without a step connection")
+        self._endpoint.serve({
+            step_channel.SCENE_STEP: lambda _: np.array([self.step()], np.int64),
+            step_channel.TASK_STEP: lambda payload: self.packed_task_step(
+                np.frombuffer(payload, np.float32).reshape(self.n_envs, self.task.num_actions)),
+        })
 
     # ------------------------------------------------------------------ scene API
     def step(self) -> int:
@@ -113,11 +134,14 @@ class Shard:
         return fn(self.scene)
 
     # ------------------------------------------------------------------ task API
+    def packed_task_step(self, actions: np.ndarray) -> np.ndarray:
+        """Task.step packed into one float32 array (one object to ship and to join; see pack_step)."""
+        return pack_step(self.task.step(actions))
+
     def task_step(self, actions: np.ndarray) -> tuple[np.ndarray, float]:
-        """Task.step packed into one float32 array (one object to ship and to join; see pack_step),
-        and the seconds it took here (to measure the coordinator)."""
+        """packed_task_step as a Ray call, with the seconds it took here (to measure the coordinator)."""
         start = time.perf_counter()
-        packed = pack_step(self.task.step(actions))
+        packed = self.packed_task_step(actions)
         return packed, time.perf_counter() - start
 
     def task_view(self) -> dict:

@@ -49,9 +49,8 @@ class VecEnv(RslVecEnv):
     def step(self, actions: torch.Tensor):
         if not isinstance(actions, torch.Tensor):
             raise TypeError(f"actions must be a torch.Tensor, got {type(actions).__name__}")
-        results = self.scene.task_step(actions.detach().to("cpu", torch.float32).numpy())
-        packed = torch.from_numpy(np.concatenate([packed for packed, _ in results])).to(self.device)
-        self.last_compute_s = max(seconds for _, seconds in results)  # the slowest shard's own step time
+        packed, self.last_compute_s = self.scene.task_step(actions.detach().to("cpu", torch.float32).numpy())
+        packed = torch.from_numpy(packed).to(self.device)  # last_compute_s: the slowest shard's own step time
         groups, col = {}, 0
         for name, shape in self._obs_shapes.items():
             width = int(np.prod(shape))

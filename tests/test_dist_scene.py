@@ -165,8 +165,8 @@ def test_reshard_3_2_1_plain_and_back_is_bit_identical(dscene, tmp_path):
     dscene.save_checkpoint(path)
     reference = stepped(dscene, 9)  # continuing without a save/load
 
-    for n_shards in (2, 1):
-        with gd.DistributedScene(build_toy, n_envs=16, n_shards=n_shards, **SHARD_KW) as other:
+    for n_shards, transport in ((2, "socket"), (1, "ray")):  # both ways of stepping, the same trajectory
+        with gd.DistributedScene(build_toy, n_envs=16, n_shards=n_shards, step_transport=transport, **SHARD_KW) as other:
             other.load_checkpoint(path)
             assert other.t == 7
             assert_states_equal(stepped(other, 9), reference)
@@ -198,6 +198,17 @@ def test_bad_input_changes_nothing(dscene, tmp_path):
     with pytest.raises(gs.CheckpointError, match="saved with n_envs=12, the scene has n_envs=16"):
         dscene.load_checkpoint(tmp_path / "twelve.pkl")
     assert_states_equal(dscene.get_state(), before)
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    ({"step_transport": "grpc"}, r"step_transport must be one of \('socket', 'ray'\), got 'grpc'"),
+    ({"placement_strategy": "RANDOM"}, "placement_strategy must be one of"),
+    ({"backend": "tpu"}, "backend must be None, 'cpu' or 'gpu'"),
+    ({"resources_per_shard": {"num_tpus": 1}}, r"unknown keys \['num_tpus'\]"),
+])
+def test_bad_arguments_are_refused_by_name(kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        gd.DistributedScene(build_toy, n_envs=4, n_shards=2, **kwargs)
 
 
 def test_build_function_raising_in_a_shard_names_it():

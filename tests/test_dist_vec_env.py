@@ -140,7 +140,9 @@ def test_task_buffers_are_checkpointed_and_reshard(env, tmp_path):
     assert {"Task.episode_length", "Task.target", "Task.episodes"} <= set(data["arrays"])
     assert data["arrays"]["Task.target"].shape == (10, 2) and data["meta"]["n_envs"] == 10
     reference = rollout(env, 300, 9)
-    with gd.VecEnv(PointTargetTask, n_envs=10, n_shards=2, task_cfg={"seed": 1}, deterministic=True) as other:
+    # stepped through Ray calls here, through the socket connections in `env`: the same rollout
+    with gd.VecEnv(PointTargetTask, n_envs=10, n_shards=2, task_cfg={"seed": 1}, deterministic=True,
+                   step_transport="ray") as other:
         other.load_checkpoint(path)
         np.testing.assert_array_equal(other.episode_length_buf.numpy(), data["arrays"]["Task.episode_length"])
         for got, want in zip(rollout(other, 300, 9), reference):
