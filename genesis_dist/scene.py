@@ -100,8 +100,9 @@ class DistributedScene:
             self.shutdown()
             raise
         self._adopt(infos)
-        for s, info in enumerate(infos):
-            self._connect(s, info)
+        self._addresses = [info["channel"] for info in infos]
+        for s in range(n_shards):
+            self._connect(s)
 
     @classmethod
     def for_task(cls, task_cls, task_cfg: dict | None, n_envs: int, n_shards: int = 1, **kwargs) -> "DistributedScene":
@@ -117,11 +118,12 @@ class DistributedScene:
                                    resources={k: v for k, v in self._bundle.items() if k not in ("CPU", "GPU", "memory")},
                                    ).remote(shard, hi - lo, lo, self._payload, self._init, self._token)
 
-    def _connect(self, shard: int, info: dict) -> None:
-        """Open shard `shard`'s step connection (socket transport)."""
+    def _connect(self, shard: int) -> None:
+        """Open shard `shard`'s step connection (socket transport). A shard serving an older
+        connection sees it close, stops serving it and accepts this one on its next `serve`."""
         if self._token is not None:
-            self._links[shard] = step_channel.CoordinatorLink(info["channel"], self._token)
-            self._serving[shard] = None
+            self._drop_link(shard)
+            self._links[shard] = step_channel.CoordinatorLink(self._addresses[shard], self._token)
 
     def restart_shard(self, shard: int) -> None:
         """Replace shard `shard` (e.g. after ShardDiedError) by a freshly built one in the same
@@ -136,7 +138,8 @@ class DistributedScene:
         if info["meta"]["fingerprint"] != self.fingerprint:
             raise ShardError(shard, self._where(shard), "the rebuilt shard has a different scene fingerprint")
         self.shard_info[shard] = {k: info[k] for k in ("backend", "node_id", "pid")}
-        self._connect(shard, info)
+        self._addresses[shard] = info["channel"]
+        self._connect(shard)
 
     def _adopt(self, infos: list[dict]) -> None:
         fingerprints = [info["meta"]["fingerprint"] for info in infos]
@@ -239,6 +242,10 @@ class DistributedScene:
                 slowest = max(slowest, self._links[s].receive_into(replies[s], lambda: self._check_serving(s, what)))
             except (step_channel.ChannelClosed, step_channel.ShardFailed, ShardError) as e:
                 errors[s] = e
+            except BaseException:  # e.g. KeyboardInterrupt: replies still on their way must not be
+                for unread in range(s, self.n_shards):  # read as the next step's, so start afresh
+                    self._connect(unread)
+                raise
         if not errors:
             return slowest
         shard = min(errors)

@@ -14,6 +14,7 @@ from rsl_rl.runners import OnPolicyRunner
 
 import genesis_dist as gd
 import sim as gs
+from genesis_dist import step_channel
 from genesis_dist.ppo_config import ppo_config
 from sim import checkpoint
 
@@ -173,3 +174,23 @@ def test_an_error_in_a_task_names_its_shard(env, tmp_path):
         env.step(bad)
     assert info.value.shard == 2 and isinstance(info.value.cause, ValueError)
     env.load_checkpoint(tmp_path / "before.pkl")  # the other shards did step: restore them
+
+
+def test_an_interrupted_step_leaves_no_reply_behind(env, tmp_path, monkeypatch):
+    """Ctrl-C while the shards' replies are on their way: the next steps must not read them."""
+    env.save_checkpoint(tmp_path / "before.pkl")
+    reference = rollout(env, 400, 3)
+    env.load_checkpoint(tmp_path / "before.pkl")
+    receive_into = step_channel.CoordinatorLink.receive_into
+
+    def interrupted(link, out, alive):
+        monkeypatch.setattr(step_channel.CoordinatorLink, "receive_into", receive_into)
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(step_channel.CoordinatorLink, "receive_into", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        env.step(actions_for(0))
+    env.load_checkpoint(tmp_path / "before.pkl")  # the shards did step: restore them
+    for got, want in zip(rollout(env, 400, 3), reference):
+        for a, b in zip(got, want):
+            assert torch.equal(a, b)
