@@ -8,6 +8,8 @@ load for whatever layout the loading scene has.
 
 from __future__ import annotations
 
+import warnings
+
 import cloudpickle
 import numpy as np
 import ray
@@ -26,6 +28,7 @@ from genesis_dist.task import TaskSpec
 _ShardActor = ray.remote(max_restarts=0, max_task_retries=0)(Shard)
 STRATEGIES = ("SPREAD", "PACK", "STRICT_SPREAD", "STRICT_PACK")
 TRANSPORTS = ("socket", "ray")
+SHARD_INFO_KEYS = ("backend", "node_id", "pid", "channel")  # `shard_info`: where each shard runs, its step address
 _RESOURCE_KEYS = {"num_cpus", "num_gpus", "memory", "resources"}
 
 
@@ -59,12 +62,16 @@ class DistributedScene:
     step_transport: "socket" (default) steps the shards over one TCP connection each, raw bytes
     both ways (see step_channel); "ray" makes every step a Ray actor call, for clusters whose
     nodes do not accept connections on arbitrary ports. Everything else always goes through Ray.
+    step_ports: (first, last): the shards listen on a free port in this range (open it between
+    the driver and the worker nodes); None: any free port. Where a shard cannot be reached, the
+    scene warns and steps through Ray calls instead.
     """
 
     def __init__(self, build_scene, n_envs: int, n_shards: int = 1, *, backend: str | None = None,
                  precision: str = "32", deterministic: bool = False, seed: int = 0,
                  resources_per_shard: dict | None = None, placement_strategy: str = "SPREAD",
-                 placement_timeout_s: float = 120.0, step_transport: str = "socket"):
+                 placement_timeout_s: float = 120.0, step_transport: str = "socket",
+                 step_ports: tuple[int, int] | None = None):
         if not isinstance(build_scene, TaskSpec) and not callable(build_scene):
             raise TypeError(f"build_scene must be a function build_scene(n_envs) -> sim.Scene, got {build_scene!r}")
         self._actors: list = []
@@ -77,7 +84,10 @@ class DistributedScene:
             raise ValueError(f"placement_strategy must be one of {STRATEGIES}, got {placement_strategy!r}")
         if step_transport not in TRANSPORTS:
             raise ValueError(f"step_transport must be one of {TRANSPORTS}, got {step_transport!r}")
-        self._token = step_channel.new_token() if step_transport == "socket" else None
+        if step_ports is not None and not (len(step_ports) == 2 and all(isinstance(p, int) for p in step_ports)
+                                           and 0 < step_ports[0] <= step_ports[1] < 65536):
+            raise ValueError(f"step_ports must be (first, last) with 0 < first <= last < 65536, got {step_ports!r}")
+        self._channel = {"token": step_channel.new_token(), "ports": step_ports} if step_transport == "socket" else None
         self._bundle = _bundle(resources_per_shard, backend)
         self._payload = cloudpickle.dumps(build_scene)
         self._init = {"precision": precision, "deterministic": deterministic, "seed": seed}
@@ -100,7 +110,7 @@ class DistributedScene:
             self.shutdown()
             raise
         self._adopt(infos)
-        self._addresses = [info["channel"] for info in infos]
+        self._addresses = [info["channel"] for info in self.shard_info]
         for s in range(n_shards):
             self._connect(s)
 
@@ -116,14 +126,25 @@ class DistributedScene:
         return _ShardActor.options(num_cpus=self._bundle.get("CPU", 0), num_gpus=self._bundle.get("GPU", 0),
                                    memory=self._bundle.get("memory"), scheduling_strategy=strategy,
                                    resources={k: v for k, v in self._bundle.items() if k not in ("CPU", "GPU", "memory")},
-                                   ).remote(shard, hi - lo, lo, self._payload, self._init, self._token)
+                                   ).remote(shard, hi - lo, lo, self._payload, self._init, self._channel)
 
     def _connect(self, shard: int) -> None:
         """Open shard `shard`'s step connection (socket transport). A shard serving an older
         connection sees it close, stops serving it and accepts this one on its next `serve`."""
-        if self._token is not None:
-            self._drop_link(shard)
-            self._links[shard] = step_channel.CoordinatorLink(self._addresses[shard], self._token)
+        if self._channel is None:
+            return
+        self._drop_link(shard)
+        try:
+            self._links[shard] = step_channel.CoordinatorLink(self._addresses[shard], self._channel["token"])
+        except OSError as e:
+            warnings.warn(f"{self._where(shard)}: its step connection to {self._addresses[shard]} failed ({e}); "
+                          "this scene steps through Ray calls instead, which is slower. Open the ports given as "
+                          "step_ports between the driver and the shards' nodes, or pass step_transport='ray'.",
+                          RuntimeWarning, stacklevel=3)
+            self._release(range(self.n_shards))
+            for s in range(self.n_shards):
+                self._drop_link(s)
+            self._channel = None
 
     def restart_shard(self, shard: int) -> None:
         """Replace shard `shard` (e.g. after ShardDiedError) by a freshly built one in the same
@@ -137,8 +158,8 @@ class DistributedScene:
         info = self.run_on_shards("info", shards=[shard], what="rebuilding the scene")[0]
         if info["meta"]["fingerprint"] != self.fingerprint:
             raise ShardError(shard, self._where(shard), "the rebuilt shard has a different scene fingerprint")
-        self.shard_info[shard] = {k: info[k] for k in ("backend", "node_id", "pid")}
-        self._addresses[shard] = info["channel"]
+        self.shard_info[shard] = {k: info[k] for k in SHARD_INFO_KEYS}
+        self._addresses[shard] = self.shard_info[shard]["channel"]
         self._connect(shard)
 
     def _adopt(self, infos: list[dict]) -> None:
@@ -152,7 +173,7 @@ class DistributedScene:
         meta0 = infos[0]["meta"]
         self._meta = checkpoint.make_meta(meta0["scene"], meta0["layout"], self.n_envs)
         self._t = infos[0]["t"]
-        self.shard_info = [{k: info[k] for k in ("backend", "node_id", "pid")} for info in infos]
+        self.shard_info = [{k: info[k] for k in SHARD_INFO_KEYS} for info in infos]
         self.task_info = infos[0].get("task")
 
     # ------------------------------------------------------------------ calling shards
@@ -293,7 +314,7 @@ class DistributedScene:
 
     def step(self) -> None:
         """Step every shard once, in parallel: one round trip."""
-        if self._token is None:
+        if self._channel is None:
             self.run_on_shards("step")
         else:
             times = np.empty((self.n_shards, 1), np.int64)
@@ -363,7 +384,7 @@ class DistributedScene:
             raise ValueError(f"actions have shape {tuple(actions.shape)}, expected {expected} (n_envs, num_actions)")
         actions = np.ascontiguousarray(actions, np.float32)
         what = "the task's step"
-        if self._token is None:
+        if self._channel is None:
             results = self.run_on_shards("task_step", [(part,) for part in self.layout.split(actions)], what=what)
             packed, seconds = np.concatenate([p for p, _ in results]), max(s for _, s in results)
         else:

@@ -36,12 +36,12 @@ class Shard:
     payload: the cloudpickled build_scene function, or a TaskSpec.
     init: gs.init keywords (precision, deterministic, seed, and backend if the user chose one);
     by default the backend is gs.gpu exactly when Ray gave this actor a GPU.
-    token: where given, the shard also listens for its coordinator's step connection (see
-    step_channel), which must open with this token.
+    channel: where given ({"token": bytes, "ports": (first, last) or None}), the shard also listens
+    for its coordinator's step connection (see step_channel), which must open with the token.
     """
 
     def __init__(self, index: int, n_envs: int, env_offset: int, payload: bytes, init: dict,
-                 token: bytes | None = None):
+                 channel: dict | None = None):
         self.index = index
         self.n_envs = n_envs
         self.task: Task | None = None
@@ -59,8 +59,8 @@ class Shard:
                 self.scene = factory(n_envs)
             self._check_scene()
             self._init_buffers = self.task.buffer_arrays() if self.task else {}
-            if token is not None:
-                self._endpoint = step_channel.ShardEndpoint(ray.util.get_node_ip_address(), token)
+            if channel is not None:
+                self._endpoint = step_channel.ShardEndpoint(ray.util.get_node_ip_address(), **channel)
         except Exception as e:  # re-raised by info(), so the driver sees the real exception type
             self._error = e
 

@@ -56,13 +56,26 @@ def _bytes_of(array: np.ndarray) -> memoryview:
     return memoryview(np.ascontiguousarray(array)).cast("B")
 
 
+def listen(host: str, ports: tuple[int, int] | None) -> socket.socket:
+    """A listening socket on the first free port in ports = (first, last), or any free port."""
+    if ports is None:
+        return socket.create_server((host, 0))
+    first, last = ports
+    for port in range(first, last + 1):
+        try:
+            return socket.create_server((host, port))
+        except OSError:
+            continue
+    raise OSError(f"no free port for the step connection in {first}..{last} on {host}")
+
+
 class ShardEndpoint:
     """The shard's side: listens on this node's address, accepts its coordinator (the one that
     sends the token) and answers requests with `handlers[op](payload) -> np.ndarray`."""
 
-    def __init__(self, host: str, token: bytes):
+    def __init__(self, host: str, token: bytes, ports: tuple[int, int] | None = None):
         self._token = token
-        self._listener = socket.create_server((host, 0))
+        self._listener = listen(host, ports)
         self.address = (host, self._listener.getsockname()[1])
         self._conn: socket.socket | None = None
 
@@ -129,8 +142,9 @@ class ShardFailed(Exception):
 class CoordinatorLink:
     """The coordinator's side of one shard's connection."""
 
-    def __init__(self, address: tuple[str, int], token: bytes, poll_s: float = 1.0):
-        self._sock = socket.create_connection(tuple(address))
+    def __init__(self, address: tuple[str, int], token: bytes, poll_s: float = 1.0, connect_timeout_s: float = 10.0):
+        self._sock = socket.create_connection(tuple(address), timeout=connect_timeout_s)
+        self._sock.settimeout(None)
         self._sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         self._sock.sendall(token)
         self.poll_s = poll_s

@@ -203,12 +203,33 @@ def test_bad_input_changes_nothing(dscene, tmp_path):
 @pytest.mark.parametrize("kwargs, message", [
     ({"step_transport": "grpc"}, r"step_transport must be one of \('socket', 'ray'\), got 'grpc'"),
     ({"placement_strategy": "RANDOM"}, "placement_strategy must be one of"),
+    ({"step_ports": (9000, 8000)}, r"step_ports must be \(first, last\)"),
     ({"backend": "tpu"}, "backend must be None, 'cpu' or 'gpu'"),
     ({"resources_per_shard": {"num_tpus": 1}}, r"unknown keys \['num_tpus'\]"),
 ])
 def test_bad_arguments_are_refused_by_name(kwargs, message):
     with pytest.raises(ValueError, match=message):
         gd.DistributedScene(build_toy, n_envs=4, n_shards=2, **kwargs)
+
+
+def test_step_ports_and_falling_back_to_ray_steps(dscene, monkeypatch):
+    start = dscene.get_state()
+    reference = stepped(dscene, 3)
+    with gd.DistributedScene(build_toy, n_envs=16, n_shards=2, step_ports=(40100, 40199), **SHARD_KW) as ranged:
+        assert all(40100 <= info["channel"][1] <= 40199 for info in ranged.shard_info)
+        ranged.reset(state=start)
+        assert_states_equal(stepped(ranged, 3), reference)
+
+    def unreachable(*args, **kwargs):
+        raise ConnectionRefusedError("refused (as a firewall would)")
+
+    monkeypatch.setattr(gd.scene.step_channel, "CoordinatorLink", unreachable)
+    with pytest.warns(RuntimeWarning, match=r"shard 0 of 2 \(envs 0\.\.7\): its step connection .* failed "
+                                            r"\(refused \(as a firewall would\)\); this scene steps through Ray"):
+        fallback = gd.DistributedScene(build_toy, n_envs=16, n_shards=2, **SHARD_KW)
+    with fallback:
+        fallback.reset(state=start)
+        assert_states_equal(stepped(fallback, 3), reference)
 
 
 def test_build_function_raising_in_a_shard_names_it():

@@ -147,3 +147,16 @@ def test_a_reply_of_the_wrong_size_is_refused(endpoint):
         link.receive_into(np.empty(2, np.float32), never_dead)
     link.close()
     thread.join(5)
+
+
+def test_listen_takes_the_first_free_port_of_a_range():
+    taken = sc.listen("127.0.0.1", None)
+    port = taken.getsockname()[1]
+    try:
+        got = sc.listen("127.0.0.1", (port, port + 50))
+        assert port < got.getsockname()[1] <= port + 50
+        got.close()
+        with pytest.raises(OSError, match=f"no free port for the step connection in {port}..{port}"):
+            sc.listen("127.0.0.1", (port, port))
+    finally:
+        taken.close()
