@@ -8,9 +8,9 @@ import os
 import ray
 
 EMBEDDED_OBJECT_STORE_BYTES = 512 * 2**20
-# Results up to 16 MiB (a step's packed observations) travel inline with the reply instead of
-# through the object store: half the per-step overhead at 4096 envs per shard
-# (benchmarks/results/distributed.md). On a cluster, start Ray with the same setting:
+# Results up to 16 MiB (a step's packed observations, with step_transport="ray") travel inline with
+# the reply instead of through the object store: half the per-step overhead of Ray-call steps at
+# 4096 envs per shard (benchmarks/results/distributed.md). On a cluster, start Ray with the same setting:
 # `ray start ... --system-config='{"max_direct_call_object_size": 16777216}'`.
 SYSTEM_CONFIG = {"max_direct_call_object_size": 16 * 2**20}
 

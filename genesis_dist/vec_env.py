@@ -1,8 +1,8 @@
 """VecEnv: rsl-rl-lib's VecEnv over a DistributedScene whose shards each run a Task.
 
 Actions are split by shard and sent in one round trip; the shards step, evaluate and reset
-their finished envs in place; observations, rewards and dones come back (numpy arrays through
-Ray's object store, read without a copy) and are joined into torch tensors in global env order.
+their finished envs in place; observations, rewards and dones come back as raw float32 bytes read
+straight into one array in global env order (see step_channel), which torch shares without a copy.
 """
 
 from __future__ import annotations
