@@ -249,24 +249,28 @@ class DistributedScene:
         for s in range(self.n_shards):
             if self._serving[s] is None:
                 self._serving[s] = self._actors[s].serve.remote()
-        errors = {}
-        for s, payload in enumerate(payloads):
-            try:
-                self._links[s].send(op, payload)
-            except step_channel.ChannelClosed as e:
-                errors[s] = e
-        slowest = 0.0
-        for s in range(self.n_shards):
-            if s in errors:
-                continue
-            try:
-                slowest = max(slowest, self._links[s].receive_into(replies[s], lambda: self._check_serving(s, what)))
-            except (step_channel.ChannelClosed, step_channel.ShardFailed, ShardError) as e:
-                errors[s] = e
-            except BaseException:  # e.g. KeyboardInterrupt: replies still on their way must not be
-                for unread in range(s, self.n_shards):  # read as the next step's, so start afresh
-                    self._connect(unread)
-                raise
+        errors, answered, slowest = {}, set(), 0.0
+        try:
+            for s, payload in enumerate(payloads):
+                try:
+                    self._links[s].send(op, payload)
+                except step_channel.ChannelClosed as e:
+                    errors[s] = e
+            for s in range(self.n_shards):
+                if s in errors:
+                    continue
+                try:
+                    slowest = max(slowest, self._links[s].receive_into(replies[s], lambda: self._check_serving(s, what)))
+                    answered.add(s)
+                except step_channel.ShardFailed as e:
+                    errors[s] = e
+                    answered.add(s)
+                except (step_channel.ChannelClosed, ShardError) as e:
+                    errors[s] = e
+        except BaseException:  # e.g. KeyboardInterrupt: a reply still on its way must not be read
+            for s in set(range(self.n_shards)) - answered - set(errors):  # as the next step's: start afresh
+                self._connect(s)
+            raise
         if not errors:
             return slowest
         shard = min(errors)
