@@ -2,10 +2,11 @@
 
 from genesis_dist.errors import ShardDiedError, ShardError
 from genesis_dist.layout import Layout
+from genesis_dist.recovery import Recovery
 from genesis_dist.scene import DistributedScene
 from genesis_dist.task import Task
 
-__all__ = ["DistributedScene", "Layout", "ShardError", "ShardDiedError", "Task", "VecEnv"]
+__all__ = ["DistributedScene", "Layout", "Recovery", "ShardError", "ShardDiedError", "Task", "VecEnv"]
 
 
 def __getattr__(name):

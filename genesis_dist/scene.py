@@ -8,6 +8,8 @@ load for whatever layout the loading scene has.
 
 from __future__ import annotations
 
+import functools
+import time
 import warnings
 
 import cloudpickle
@@ -22,6 +24,7 @@ from sim.state import SimState
 from genesis_dist import ray_session, step_channel
 from genesis_dist.errors import ShardDiedError, ShardError
 from genesis_dist.layout import Layout
+from genesis_dist.recovery import Journal, Recovery, logger
 from genesis_dist.shard import Shard
 from genesis_dist.task import TaskSpec
 
@@ -51,6 +54,38 @@ def _bundle(resources: dict | None, backend: str | None) -> dict:
     return bundle
 
 
+def _recovering(method=None, *, snapshot: bool = True):
+    """With a recovery policy, a call that meets a dead shard recovers the scene (see
+    genesis_dist.recovery) and is made again. Where the call changes the state relative to the
+    current one (`snapshot`), a due snapshot is taken first, here, so that a snapshot that fails is
+    never mistaken for a failed call. Calls made inside another such call (or while replaying)
+    run plainly: only the outermost recovers."""
+    if method is None:
+        return functools.partial(_recovering, snapshot=snapshot)
+
+    @functools.wraps(method)
+    def call(self, *args, **kwargs):
+        if self._journal is None or self._depth:
+            return method(self, *args, **kwargs)
+        self._depth += 1
+        try:
+            error = None
+            for _ in range(self._journal.policy.max_attempts + 1):
+                try:
+                    if error is not None:
+                        self._recover(error)
+                    if snapshot and self._journal.snapshot_due():
+                        self._journal.keep_snapshot(self.get_state())
+                    return method(self, *args, **kwargs)
+                except ShardDiedError as e:
+                    error = e
+            raise error
+        finally:
+            self._depth -= 1
+
+    return call
+
+
 class DistributedScene:
     """A scene of `n_envs` envs split over `n_shards` Ray actors (see DESIGN.md).
 
@@ -65,17 +100,23 @@ class DistributedScene:
     step_ports: (first, last): the shards listen on a free port in this range (open it between
     the driver and the worker nodes); None: any free port. Where a shard cannot be reached, the
     scene warns and steps through Ray calls instead.
+    recovery: a gd.Recovery policy: dead shards are then replaced and the scene restored and
+    continued without an error (see genesis_dist.recovery); None: a dead shard raises ShardDiedError.
     """
 
     def __init__(self, build_scene, n_envs: int, n_shards: int = 1, *, backend: str | None = None,
                  precision: str = "32", deterministic: bool = False, seed: int = 0,
                  resources_per_shard: dict | None = None, placement_strategy: str = "SPREAD",
                  placement_timeout_s: float = 120.0, step_transport: str = "socket",
-                 step_ports: tuple[int, int] | None = None):
+                 step_ports: tuple[int, int] | None = None, recovery: Recovery | None = None):
         if not isinstance(build_scene, TaskSpec) and not callable(build_scene):
             raise TypeError(f"build_scene must be a function build_scene(n_envs) -> sim.Scene, got {build_scene!r}")
         self._actors: list = []
         self._links: list = []
+        self._journal = None
+        self._depth = 0  # nesting of _recovering calls
+        self._replaying = False
+        self.recoveries: list[dict] = []  # one entry per recovery: what died, what was replayed
         self._pg = None
         self.layout = Layout(n_envs, n_shards)
         if backend not in (None, "cpu", "gpu"):
@@ -88,6 +129,8 @@ class DistributedScene:
                                            and 0 < step_ports[0] <= step_ports[1] < 65536):
             raise ValueError(f"step_ports must be (first, last) with 0 < first <= last < 65536, got {step_ports!r}")
         self._channel = {"token": step_channel.new_token(), "ports": step_ports} if step_transport == "socket" else None
+        if recovery is not None and not isinstance(recovery, Recovery):
+            raise TypeError(f"recovery must be a gd.Recovery policy or None, got {recovery!r}")
         self._bundle = _bundle(resources_per_shard, backend)
         self._payload = cloudpickle.dumps(build_scene)
         self._init = {"precision": precision, "deterministic": deterministic, "seed": seed}
@@ -113,6 +156,8 @@ class DistributedScene:
         self._addresses = [info["channel"] for info in self.shard_info]
         for s in range(n_shards):
             self._connect(s)
+        if recovery is not None:
+            self._journal = Journal(recovery, self._meta)
 
     @classmethod
     def for_task(cls, task_cls, task_cfg: dict | None, n_envs: int, n_shards: int = 1, **kwargs) -> "DistributedScene":
@@ -146,16 +191,22 @@ class DistributedScene:
                 self._drop_link(s)
             self._channel = None
 
-    def restart_shard(self, shard: int) -> None:
+    def restart_shard(self, shard: int, timeout_s: float | None = None) -> None:
         """Replace shard `shard` (e.g. after ShardDiedError) by a freshly built one in the same
-        bundle. Its envs come back in their build-time state: restore the scene afterwards with
-        reset(state=...) or load_checkpoint(...)."""
+        bundle (which Ray moves to another node if its node is gone). Its envs come back in their
+        build-time state: restore the scene afterwards with reset(state=...) or load_checkpoint(...).
+        timeout_s: how long to wait for the new shard (None: as long as it takes)."""
         if not 0 <= shard < self.n_shards:
             raise ValueError(f"shard must be in 0..{self.n_shards - 1}, got {shard}")
         ray.kill(self._actors[shard])
         self._drop_link(shard)
         self._actors[shard] = self._spawn(shard)
-        info = self.run_on_shards("info", shards=[shard], what="rebuilding the scene")[0]
+        ref = self._actors[shard].info.remote()
+        if not ray.wait([ref], timeout=timeout_s)[0]:
+            ray.kill(self._actors[shard])
+            raise ShardDiedError(shard, self._where(shard), f"no replacement could be built within {timeout_s:.0f} s "
+                                 f"(the cluster has {ray.available_resources()} free)")
+        info = self._fetch(shard, ref, "rebuilding the scene")
         if info["meta"]["fingerprint"] != self.fingerprint:
             raise ShardError(shard, self._where(shard), "the rebuilt shard has a different scene fingerprint")
         self.shard_info[shard] = {k: info[k] for k in SHARD_INFO_KEYS}
@@ -295,6 +346,48 @@ class DistributedScene:
             self._fetch(shard, ref, what)
             raise ShardDiedError(shard, self._where(shard), f"{what} failed: the shard stopped serving its connection")
 
+    # ------------------------------------------------------------------ recovery
+    def _dead_shards(self) -> list[int]:
+        """The shards whose actors no longer answer."""
+        self._release(range(self.n_shards))
+        refs = [actor.ping.remote() for actor in self._actors]
+        dead = []
+        for s, ref in enumerate(refs):
+            try:
+                ray.get(ref, timeout=self._journal.policy.replace_timeout_s)
+            except (ray.exceptions.RayActorError, ray.exceptions.GetTimeoutError):
+                dead.append(s)
+        return dead
+
+    def _recover(self, error: ShardDiedError) -> None:
+        """Replace the dead shards, restore the snapshot and replay the calls made since."""
+        start = time.perf_counter()
+        dead = sorted(set(self._dead_shards()) | {error.shard})
+        lost_nodes = [self.shard_info[s]["node_id"] for s in dead]
+        logger.warning("genesis_dist: %s; replacing shard(s) %s, then restoring the snapshot and replaying "
+                       "%d call(s)", error, dead, len(self._journal.calls))
+        for s in dead:
+            self.restart_shard(s, timeout_s=self._journal.policy.replace_timeout_s)
+        snapshot = self._journal.snapshot()
+        self._replaying = True
+        try:
+            self.reset(state=snapshot)
+            for method, args in self._journal.calls:
+                getattr(self, method)(*args)
+        finally:
+            self._replaying = False
+        event = {"shards": dead, "error": str(error), "lost_nodes": lost_nodes,
+                 "new_nodes": [self.shard_info[s]["node_id"] for s in dead], "snapshot_t": snapshot.t,
+                 "replayed_calls": len(self._journal.calls), "seconds": time.perf_counter() - start}
+        self.recoveries.append(event)
+        logger.warning("genesis_dist: recovered shard(s) %s in %.1f s (restored t=%d, replayed %d call(s))",
+                       dead, event["seconds"], snapshot.t, event["replayed_calls"])
+
+    def _note(self, method: str, *args, step: bool = False) -> None:
+        """Log a state-changing call for replay (with a recovery policy; not while replaying one)."""
+        if self._journal is not None and not self._replaying:
+            self._journal.note(method, *args, step=step)
+
     # ------------------------------------------------------------------ Scene API
     @property
     def n_envs(self) -> int:
@@ -316,6 +409,7 @@ class DistributedScene:
         """The "meta" this scene writes: a single sim.Scene's with the same total n_envs."""
         return self._meta
 
+    @_recovering
     def step(self) -> None:
         """Step every shard once, in parallel: one round trip."""
         if self._channel is None:
@@ -324,7 +418,9 @@ class DistributedScene:
             times = np.empty((self.n_shards, 1), np.int64)
             self._round_trip(step_channel.SCENE_STEP, [None] * self.n_shards, list(times), "step")
         self._t += 1
+        self._note("step", step=True)
 
+    @_recovering(snapshot=False)
     def get_state(self) -> SimState:
         """The whole state in global env order. Filled shard by shard into preallocated arrays
         (fetching the next shard while copying one), so the driver holds about one copy."""
@@ -343,40 +439,58 @@ class DistributedScene:
             del part, ref
         return SimState(arrays, self._t, self.n_envs, self.fingerprint)
 
+    @_recovering
     def reset(self, state: SimState | None = None, envs_idx=None) -> None:
         """As sim.Scene.reset, with global indices. Validated once, globally; then only the shards
         owning some of `envs_idx` are called, each with its local indices (and rows of `state`)."""
         if state is not None:
             if not isinstance(state, SimState):
                 raise TypeError(f"state must be a SimState (scene.get_state()), got {type(state).__name__}")
-            arrays = state.arrays()
-            checkpoint.check_arrays(arrays, self._meta["layout"], self.n_envs)
+            checkpoint.check_arrays(state.arrays(), self._meta["layout"], self.n_envs)
         if envs_idx is None:
             if state is None:
                 self.run_on_shards("reset", [(None, None, None)] * self.n_shards)
                 self._t = 0
-                return
-            parts = {k: self.layout.split(v) for k, v in arrays.items()}
-            self.run_on_shards("reset", [({k: p[s] for k, p in parts.items()}, state.t, None) for s in range(self.n_shards)])
-            self._t = state.t
+                self._note("reset")
+            else:
+                self._reset_all(state, owned=False)
             return
         idx = normalize_envs_idx(envs_idx, self.n_envs)
+        self._reset_envs(None if state is None else {k: v[idx] for k, v in state.arrays().items()}, idx)
+
+    def _reset_all(self, state: SimState, owned: bool) -> None:
+        """Every env takes its row of `state` (validated), and t its t. owned: the arrays are this
+        scene's to keep (a recovery snapshot need not copy them)."""
+        parts = {k: self.layout.split(v) for k, v in state.arrays().items()}
+        self.run_on_shards("reset", [({k: p[s] for k, p in parts.items()}, state.t, None) for s in range(self.n_shards)])
+        self._t = state.t
+        if self._journal is not None and not self._replaying:
+            if not owned and self._journal.path is None:
+                state = SimState({k: v.copy() for k, v in state.arrays().items()}, state.t, self.n_envs)
+            self._journal.keep_snapshot(state)
+
+    def _reset_envs(self, rows: dict | None, idx: np.ndarray) -> None:
+        """Env idx[i] takes row i of `rows` (validated global indices; None: its build-time state)."""
         groups = self.layout.group(idx)
-        args = [(None if state is None else {k: v[idx[pos]] for k, v in arrays.items()}, None, local)
-                for _, local, pos in groups]
+        args = [(None if rows is None else {k: v[pos] for k, v in rows.items()}, None, local) for _, local, pos in groups]
         self.run_on_shards("reset", args, shards=[s for s, _, _ in groups])
+        self._note("_reset_envs", rows, idx)
 
     def save_checkpoint(self, path) -> None:
         """One file, the same as a single sim.Scene with this n_envs writes (see sim.checkpoint)."""
         state = self.get_state()
         checkpoint.write(path, state.arrays(), state.t, self._meta)
 
+    @_recovering(snapshot=False)
     def load_checkpoint(self, path) -> None:
         """Load a file saved by any layout (or by a plain sim.Scene) and split it over these shards."""
         data = checkpoint.read(path)
         checkpoint.check_compatible(data, self._meta, path)
-        self.reset(SimState(data["arrays"], data["step_index"], self.n_envs))
+        state = SimState(data["arrays"], data["step_index"], self.n_envs)
+        checkpoint.check_arrays(state.arrays(), self._meta["layout"], self.n_envs)
+        self._reset_all(state, owned=True)
 
+    @_recovering
     def task_step(self, actions: np.ndarray) -> tuple[np.ndarray, float]:
         """One RL step of every shard's Task (see VecEnv): `actions` (n_envs, num_actions) float32 is
         split by shard. Returns the packed results of all envs in global order ((n_envs, columns)
@@ -395,8 +509,22 @@ class DistributedScene:
             packed = np.empty((self.n_envs, self.task_info["packed_columns"]), np.float32)
             seconds = self._round_trip(step_channel.TASK_STEP, self.layout.split(actions), self.layout.split(packed), what)
         self._t += 1
+        self._note("task_step", actions.copy(), step=True)
         return packed, seconds
 
+    @_recovering
+    def set_episode_length(self, episode_length) -> None:
+        """Every env's Task episode length, in global order (e.g. rsl-rl's random episode starts)."""
+        if self.task_info is None:
+            raise RuntimeError("this scene runs no Task; build it with DistributedScene.for_task / gd.VecEnv")
+        values = np.asarray(episode_length)
+        if values.shape != (self.n_envs,) or not np.issubdtype(values.dtype, np.integer):
+            raise ValueError(f"episode lengths must be {self.n_envs} integers, got shape {values.shape} of {values.dtype}")
+        values = values.astype(np.int32)
+        self.run_on_shards("set_episode_length", [(p,) for p in self.layout.split(values)], what="setting episode lengths")
+        self._note("set_episode_length", values)
+
+    @_recovering(snapshot=False)
     def gather(self, fn) -> np.ndarray | list:
         """fn(scene) in every shard (e.g. `lambda s: robot_of(s).get_dofs_position()`); arrays with
         the env axis first are merged in global order, anything else comes back as a list."""

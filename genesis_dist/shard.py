@@ -91,6 +91,10 @@ class Shard:
                            "packed_columns": sum(v[0].size for v in obs.values()) + len(STEP_COLUMNS)}
         return out
 
+    def ping(self) -> int:
+        """Answers while the shard lives (recovery asks which shards died)."""
+        return os.getpid()
+
     def serve(self) -> None:
         """Answer step requests on the coordinator's connection until it releases this shard
         (see step_channel): the per-step path, without a Ray call per step."""

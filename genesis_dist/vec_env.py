@@ -69,10 +69,7 @@ class VecEnv(RslVecEnv):
     def episode_length_buf(self, value: torch.Tensor) -> None:
         """Set by OnPolicyRunner.learn(init_at_random_ep_len=True): sent to the shards' Tasks."""
         value = torch.as_tensor(value)
-        if tuple(value.shape) != (self.num_envs,):
-            raise ValueError(f"episode_length_buf must have shape ({self.num_envs},), got {tuple(value.shape)}")
-        parts = self.scene.layout.split(value.detach().cpu().numpy().astype(np.int32))
-        self.scene.run_on_shards("set_episode_length", [(p,) for p in parts], what="setting episode lengths")
+        self.scene.set_episode_length(value.detach().cpu().numpy())
         self._episode_length = value.to(self.device, torch.long)
 
     # ------------------------------------------------------------------ checkpoints, lifetime

@@ -80,3 +80,32 @@ def test_a_removed_node_is_a_clear_error_naming_its_shard(cluster):
         with pytest.raises(gd.ShardDiedError, match=f"shard {shard} of 3"):
             for _ in range(50):  # the node's death reaches the driver within a few calls
                 scene.step()
+
+
+def test_with_recovery_a_lost_node_is_replaced_and_the_run_continues(cluster):
+    head, workers = cluster
+    spare = head.add_node(**NODE)  # the nodes now: the head, a worker, this one
+    head.wait_for_nodes()
+    wait_until_all_cpus_free()
+
+    def run(scene, victim=None):
+        for k in range(8):
+            if k == 5 and victim is not None:
+                head.remove_node(victim)
+            scene.step()
+        return scene.get_state()
+
+    with gd.DistributedScene(build_toy, n_envs=6, n_shards=3, deterministic=True) as plain:
+        reference = run(plain)
+    wait_until_all_cpus_free()
+    with gd.DistributedScene(build_toy, n_envs=6, n_shards=3, deterministic=True,
+                             recovery=gd.Recovery(snapshot_every=3, replace_timeout_s=120)) as scene:
+        nodes = [info["node_id"] for info in scene.shard_info]
+        assert spare.node_id in nodes, "SPREAD put no shard on the spare node"
+        shard = nodes.index(spare.node_id)
+        state = run(scene, victim=spare)
+        for key in reference.keys():
+            np.testing.assert_array_equal(state[key], reference[key], err_msg=key)
+        assert [event["shards"] for event in scene.recoveries] == [[shard]]
+        assert scene.recoveries[0]["lost_nodes"] == [spare.node_id]
+        assert scene.shard_info[shard]["node_id"] != spare.node_id
