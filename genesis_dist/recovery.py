@@ -1,7 +1,7 @@
 """Recovery policy: a DistributedScene that replaces dead shards and continues the same trajectory.
 
 With `DistributedScene(..., recovery=gd.Recovery())` the coordinator keeps a snapshot of the whole
-state, taken before the first state-changing call and then every `snapshot_every` steps (in the
+state, taken when the scene is built and then every `snapshot_every` steps (in the
 driver's memory, or as one checkpoint file in `snapshot_dir`), and a log of every state-changing
 call since (steps with their actions, partial resets with their rows, episode lengths). When a
 call meets a dead shard (its process or its node is gone), the coordinator re-creates the dead
@@ -58,8 +58,7 @@ class Journal:
     def __init__(self, policy: Recovery, meta: dict):
         self.policy = policy
         self._meta = meta
-        self._snapshot: SimState | None = None
-        self._written = False  # snapshot_dir: the file holds the snapshot
+        self._snapshot: SimState | None = None  # in memory (no snapshot_dir)
         self.calls: list[tuple[str, tuple]] = []
         self._steps = 0
 
@@ -70,7 +69,7 @@ class Journal:
         return os.path.join(self.policy.snapshot_dir, "recovery-snapshot.pkl")
 
     def snapshot_due(self) -> bool:
-        return not (self._snapshot is not None or self._written) or self._steps >= self.policy.snapshot_every
+        return self._steps >= self.policy.snapshot_every
 
     def keep_snapshot(self, state: SimState) -> None:
         """Make `state` (owned by the journal from now on) the snapshot; the log starts afresh."""
@@ -78,7 +77,6 @@ class Journal:
             self._snapshot = state
         else:
             checkpoint.write(self.path, state.arrays(), state.t, self._meta)
-            self._written = True
         self.calls.clear()
         self._steps = 0
 

@@ -158,6 +158,7 @@ class DistributedScene:
             self._connect(s)
         if recovery is not None:
             self._journal = Journal(recovery, self._meta)
+            self._journal.keep_snapshot(self.get_state())
 
     @classmethod
     def for_task(cls, task_cls, task_cfg: dict | None, n_envs: int, n_shards: int = 1, **kwargs) -> "DistributedScene":
