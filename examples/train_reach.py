@@ -4,19 +4,20 @@
     python examples/train_reach.py --n-envs 16384 --shards 4 --backend gpu --iterations 500 --out runs/reach
     python examples/train_reach.py ... --resume runs/reach --shards 8                # resume on 8 shards
 
-Every --save-every iterations it writes two files to --out: env.pkl (every env's simulator state
-and the task's per-env buffers, one file whatever the shard count) and policy.pt (rsl-rl's
-runner state). --resume loads both, on any number of shards, and training continues.
+Every --save-every iterations it saves the run to --out (genesis_dist.training: env.pkl, every
+env's simulator state and the task's per-env buffers, one file whatever the shard count;
+policy.pt, rsl-rl's runner state; rng.pt). --resume loads them, on any number of shards, and
+training continues.
 """
 
 import argparse
-import os
 
 import torch
 from rsl_rl.runners import OnPolicyRunner
 
 import genesis_dist as gd
 from genesis_dist.ppo_config import ppo_config
+from genesis_dist.training import learn, load_training, save_training
 from genesis_dist.tasks import FrankaReach
 
 
@@ -41,19 +42,15 @@ def main():
     device = "cuda" if args.backend == "gpu" and torch.cuda.is_available() else "cpu"
     runner = OnPolicyRunner(env, ppo_config(num_steps_per_env=24), log_dir=None, device=device)
     if args.resume:
-        env.load_checkpoint(os.path.join(args.resume, "env.pkl"))
-        runner.load(os.path.join(args.resume, "policy.pt"))
+        load_training(args.resume, env, runner)
         print(f"resumed from {args.resume} at iteration {runner.current_learning_iteration}, env step {env.scene.t}")
 
-    os.makedirs(args.out, exist_ok=True)
     done = 0
     while done < args.iterations:
         chunk = min(args.save_every, args.iterations - done)
-        runner.learn(num_learning_iterations=chunk, init_at_random_ep_len=(done == 0 and not args.resume))
-        runner.current_learning_iteration += 1  # learn() leaves it at the last iteration run, not the next
+        learn(runner, chunk, first=(done == 0 and not args.resume))
         done += chunk
-        env.save_checkpoint(os.path.join(args.out, "env.pkl"))
-        runner.save(os.path.join(args.out, "policy.pt"))
+        save_training(args.out, env, runner)
         obs = env.get_observations()["policy"]
         distance = obs[:, -3:].norm(dim=1).mean().item()  # the last 3 columns: hand - target
         print(f"{runner.current_learning_iteration} iterations: mean hand-target distance {distance:.3f} m, "

@@ -1,0 +1,68 @@
+"""Ray Tune: PPO on a gd.VecEnv as a function trainable whose failed trials resume exactly.
+
+    from ray import tune
+    from genesis_dist.tune import train_ppo
+    tuner = tune.Tuner(train_ppo, param_space={"task": FrankaReach, "n_envs": 4096, "n_shards": 4,
+                                                "iterations": 500, "ppo": {"learning_rate": tune.grid_search([1e-3, 3e-4])}},
+                       run_config=tune.RunConfig(failure_config=tune.FailureConfig(max_failures=3)))
+
+Every iteration is reported with `tune.report`; every `checkpoint_every` iterations the report
+carries a checkpoint: the whole training run (genesis_dist.training: env state and Task buffers,
+learner, torch's random state). A trial that fails (its process, a node, an exception) restarts
+from its last checkpoint (`tune.get_checkpoint()`) and continues the same trajectory. A shard
+that dies inside a trial is handled first by the scene's own recovery policy when the config
+gives one ("scene": {"recovery": gd.Recovery(...)}).
+"""
+
+from __future__ import annotations
+
+import statistics
+import tempfile
+
+import torch
+from ray import tune
+from rsl_rl.runners import OnPolicyRunner
+
+from genesis_dist.ppo_config import ppo_config
+from genesis_dist.training import learn, load_training, save_training
+from genesis_dist.vec_env import VecEnv
+
+DEFAULTS = {"task_cfg": None, "n_shards": 1, "iterations": 100, "checkpoint_every": 10, "seed": 0,
+            "ppo": {}, "scene": {}, "device": "cpu"}
+REQUIRED = ("task", "n_envs")
+
+
+def _settings(config: dict) -> dict:
+    missing = [k for k in REQUIRED if k not in config]
+    unknown = sorted(set(config) - set(REQUIRED) - set(DEFAULTS))
+    if missing or unknown:
+        raise ValueError(f"train_ppo config: missing {missing}, unknown {unknown}; "
+                         f"it takes {list(REQUIRED)} and optionally {sorted(DEFAULTS)}")
+    return {**DEFAULTS, **config}
+
+
+def train_ppo(config: dict) -> None:
+    """config: task (a gd.Task class), n_envs, and optionally n_shards, task_cfg, iterations,
+    checkpoint_every, seed, ppo (ppo_config keywords), scene (DistributedScene keywords), device
+    (the learner's torch device).
+    Reports {"iteration", "env_steps", "mean_reward" (over the last 100 episodes, when any ended)}."""
+    cfg = _settings(config)
+    torch.manual_seed(cfg["seed"])
+    with VecEnv(cfg["task"], cfg["n_envs"], cfg["n_shards"], cfg["task_cfg"], **cfg["scene"]) as env:
+        runner = OnPolicyRunner(env, ppo_config(**cfg["ppo"]), log_dir=None, device=cfg["device"])
+        checkpoint = tune.get_checkpoint()
+        if checkpoint is not None:
+            with checkpoint.as_directory() as folder:
+                load_training(folder, env, runner)
+        while runner.current_learning_iteration < cfg["iterations"]:
+            learn(runner, 1, first=checkpoint is None and runner.current_learning_iteration == 0)
+            done = runner.current_learning_iteration
+            metrics = {"iteration": done, "env_steps": env.scene.t * env.num_envs}
+            if runner.logger.rewbuffer:
+                metrics["mean_reward"] = statistics.mean(runner.logger.rewbuffer)
+            if done % cfg["checkpoint_every"] == 0 or done == cfg["iterations"]:
+                with tempfile.TemporaryDirectory() as folder:
+                    save_training(folder, env, runner)
+                    tune.report(metrics, checkpoint=tune.Checkpoint.from_directory(folder))
+            else:
+                tune.report(metrics)
