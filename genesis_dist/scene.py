@@ -15,7 +15,7 @@ import warnings
 import cloudpickle
 import numpy as np
 import ray
-from ray.util.placement_group import placement_group, remove_placement_group
+from ray.util.placement_group import get_placement_group, placement_group, remove_placement_group
 from ray.util.scheduling_strategies import PlacementGroupSchedulingStrategy
 
 from sim import checkpoint
@@ -100,6 +100,10 @@ class DistributedScene:
     step_ports: (first, last): the shards listen on a free port in this range (open it between
     the driver and the worker nodes); None: any free port. Where a shard cannot be reached, the
     scene warns and steps through Ray calls instead.
+    placement_group_name: names the shards' placement group. A placement group outlives the
+    actor that made it when that actor dies (only its job's end frees it), so a scene built inside
+    an actor that may be killed and re-created (a Tune trial) should pass a name unique to it: a
+    group left with that name by a dead predecessor is removed before the new one is made.
     recovery: a gd.Recovery policy: dead shards are then replaced and the scene restored and
     continued without an error (see genesis_dist.recovery); None: a dead shard raises ShardDiedError.
     """
@@ -108,7 +112,8 @@ class DistributedScene:
                  precision: str = "32", deterministic: bool = False, seed: int = 0,
                  resources_per_shard: dict | None = None, placement_strategy: str = "SPREAD",
                  placement_timeout_s: float = 120.0, step_transport: str = "socket",
-                 step_ports: tuple[int, int] | None = None, recovery: Recovery | None = None):
+                 step_ports: tuple[int, int] | None = None, recovery: Recovery | None = None,
+                 placement_group_name: str | None = None):
         if not isinstance(build_scene, TaskSpec) and not callable(build_scene):
             raise TypeError(f"build_scene must be a function build_scene(n_envs) -> sim.Scene, got {build_scene!r}")
         self._actors: list = []
@@ -137,7 +142,13 @@ class DistributedScene:
         if backend is not None:
             self._init["backend"] = backend
         ray_session.connect(self._bundle.get("CPU", 0) * n_shards)
-        self._pg = placement_group([self._bundle] * n_shards, strategy=placement_strategy)
+        if placement_group_name:
+            try:
+                remove_placement_group(get_placement_group(placement_group_name))  # a dead predecessor's
+            except ValueError:
+                pass  # none by that name
+        self._pg = placement_group([self._bundle] * n_shards, strategy=placement_strategy,
+                                   name=placement_group_name or "")
         try:
             ray.get(self._pg.ready(), timeout=placement_timeout_s)
         except ray.exceptions.GetTimeoutError:

@@ -48,7 +48,9 @@ def train_ppo(config: dict) -> None:
     Reports {"iteration", "env_steps", "mean_reward" (over the last 100 episodes, when any ended)}."""
     cfg = _settings(config)
     torch.manual_seed(cfg["seed"])
-    with VecEnv(cfg["task"], cfg["n_envs"], cfg["n_shards"], cfg["task_cfg"], **cfg["scene"]) as env:
+    # named after the trial: a restarted trial removes the shards' group its killed predecessor left
+    scene = {"placement_group_name": f"genesis_dist-{tune.get_context().get_trial_id()}", **cfg["scene"]}
+    with VecEnv(cfg["task"], cfg["n_envs"], cfg["n_shards"], cfg["task_cfg"], **scene) as env:
         runner = OnPolicyRunner(env, ppo_config(**cfg["ppo"]), log_dir=None, device=cfg["device"])
         checkpoint = tune.get_checkpoint()
         if checkpoint is not None:

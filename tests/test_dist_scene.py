@@ -232,6 +232,22 @@ def test_step_ports_and_falling_back_to_ray_steps(dscene, monkeypatch):
         assert_states_equal(stepped(fallback, 3), reference)
 
 
+def test_a_named_placement_group_left_by_a_killed_owner_is_removed():
+    @ray.remote(num_cpus=0)
+    class Owner:
+        def build(self):
+            self.scene = gd.DistributedScene(build_toy, n_envs=4, n_shards=2, placement_group_name="gd-test", **SHARD_KW)
+            return self.scene._pg.id.hex()
+
+    owner = Owner.remote()
+    stale = ray.get(owner.build.remote())
+    ray.kill(owner)  # as a Tune trial killed hard: its scene never shuts down
+    assert ray.util.placement_group_table()[stale]["state"] == "CREATED"
+    with gd.DistributedScene(build_toy, n_envs=4, n_shards=2, placement_group_name="gd-test", **SHARD_KW) as scene:
+        assert ray.util.placement_group_table()[stale]["state"] == "REMOVED"
+        scene.step()
+
+
 def test_build_function_raising_in_a_shard_names_it():
     with pytest.raises(gd.ShardError, match=r"shard 2 of 3 \(envs 12\.\.16\).*ValueError: no scene for five envs") as info:
         gd.DistributedScene(build_failing_on_five, n_envs=17, n_shards=3, **SHARD_KW)
