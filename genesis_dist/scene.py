@@ -33,6 +33,7 @@ STRATEGIES = ("SPREAD", "PACK", "STRICT_SPREAD", "STRICT_PACK")
 TRANSPORTS = ("socket", "ray")
 SHARD_INFO_KEYS = ("backend", "node_id", "pid", "channel")  # `shard_info`: where each shard runs, its step address
 _RESOURCE_KEYS = {"num_cpus", "num_gpus", "memory", "resources"}
+CLOSE_TIMEOUT_S = 30.0  # for the shards to end Taichi (and write its kernel cache) before they are killed
 
 
 def _bundle(resources: dict | None, backend: str | None) -> dict:
@@ -548,7 +549,10 @@ class DistributedScene:
     # ------------------------------------------------------------------ lifetime
     def shutdown(self) -> None:
         """Stop the shard actors and free their placement group (Ray itself keeps running)."""
+        self._release(range(len(self._links)))
         actors, self._actors = self._actors, []
+        if actors:
+            ray.wait([actor.close.remote() for actor in actors], num_returns=len(actors), timeout=CLOSE_TIMEOUT_S)
         for actor in actors:
             ray.kill(actor)
         for s in range(len(self._links)):

@@ -13,6 +13,7 @@ import time
 import cloudpickle
 import numpy as np
 import ray
+import taichi as ti
 
 import sim as gs
 from sim import checkpoint
@@ -90,6 +91,13 @@ class Shard:
                            "obs_shapes": {k: v.shape[1:] for k, v in obs.items()},
                            "packed_columns": sum(v[0].size for v in obs.values()) + len(STEP_COLUMNS)}
         return out
+
+    def close(self) -> None:
+        """Called before the actor is killed. Ending Taichi writes its offline cache of compiled
+        kernels, which a killed process never does, so the next shard of this scene (a rebuild,
+        a recovery, the next run) loads its kernels instead of compiling them (4 s less for the
+        first Franka step here)."""
+        ti.reset()
 
     def ping(self) -> int:
         """Answers while the shard lives (recovery asks which shards died)."""
