@@ -1,26 +1,17 @@
 """The shipped FrankaReach task on the rigid solver through gd.VecEnv: observations and rewards
 agree with the robot, targets do not depend on the sharding, and a reshard continues bit for bit."""
 
-import os
-
 import numpy as np
-import pytest
-import ray
 import torch
 
 import genesis_dist as gd
 from genesis_dist.tasks import FrankaReach
+from local_ray import local_ray_fixture
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 CFG = {"episode_length": 4, "seed": 3}
 
 
-@pytest.fixture(scope="module", autouse=True)
-def local_ray():
-    ray.init(address="local", num_cpus=8, include_dashboard=False, object_store_memory=150 * 2**20,
-             configure_logging=False, log_to_driver=False, runtime_env={"env_vars": {"PYTHONPATH": ROOT}})
-    yield
-    ray.shutdown()
+local_ray = local_ray_fixture()
 
 
 def rollout(env, first, n):

@@ -9,23 +9,18 @@ import sys
 
 import cloudpickle
 import pytest
-import ray
 import torch
 
 import genesis_dist as gd
-from test_dist_scene import WORKER_PATH, assert_states_equal, build_toy
+from local_ray import local_ray_fixture
+from test_dist_scene import assert_states_equal, build_toy
 from test_dist_vec_env import PointTargetTask, actions_for
 
 cloudpickle.register_pickle_by_value(sys.modules[__name__])  # shards never import this module
 SHARD_KW = dict(deterministic=True)
 
 
-@pytest.fixture(scope="module", autouse=True)
-def local_ray():
-    ray.init(address="local", num_cpus=8, include_dashboard=False, object_store_memory=150 * 2**20,
-             configure_logging=False, log_to_driver=False, runtime_env={"env_vars": {"PYTHONPATH": WORKER_PATH}})
-    yield
-    ray.shutdown()
+local_ray = local_ray_fixture()
 
 
 def kill(scene, shard):

@@ -16,10 +16,9 @@ import torch
 import genesis_dist as gd
 import sim as gs
 from sim import checkpoint
+from local_ray import local_ray_fixture
 from spec_snippets import spec_blocks
 
-TESTS_DIR = os.path.dirname(os.path.abspath(__file__))
-WORKER_PATH = os.pathsep.join([TESTS_DIR, os.path.dirname(TESTS_DIR)])  # toy_solver, and this checkout
 SHARD_KW = dict(deterministic=True)  # like the test process: CPU, float32, deterministic
 cloudpickle.register_pickle_by_value(sys.modules[__name__])  # shards never import this module
 
@@ -39,12 +38,7 @@ def build_failing_on_five(n_envs):
     return build_toy(n_envs)
 
 
-@pytest.fixture(scope="module", autouse=True)
-def local_ray():
-    ray.init(address="local", num_cpus=16, include_dashboard=False, object_store_memory=150 * 2**20,
-             configure_logging=False, log_to_driver=False, runtime_env={"env_vars": {"PYTHONPATH": WORKER_PATH}})
-    yield
-    ray.shutdown()
+local_ray = local_ray_fixture(num_cpus=16)
 
 
 @pytest.fixture(scope="module")

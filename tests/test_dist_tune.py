@@ -7,14 +7,13 @@ import sys
 import cloudpickle
 import numpy as np
 import pytest
-import ray
 import torch
 from ray import tune
 
 from genesis_dist.training import ENV_FILE, POLICY_FILE
 from genesis_dist.tune import train_ppo
 from sim import checkpoint
-from test_dist_scene import WORKER_PATH
+from local_ray import local_ray_fixture
 from test_dist_vec_env import PointTargetTask
 
 cloudpickle.register_pickle_by_value(sys.modules[__name__])  # trials and shards never import this module
@@ -32,12 +31,7 @@ class FlakyPointTarget(PointTargetTask):
         super().apply_actions(actions)
 
 
-@pytest.fixture(scope="module", autouse=True)
-def local_ray():
-    ray.init(address="local", num_cpus=8, include_dashboard=False, object_store_memory=150 * 2**20,
-             configure_logging=False, log_to_driver=False, runtime_env={"env_vars": {"PYTHONPATH": WORKER_PATH}})
-    yield
-    ray.shutdown()
+local_ray = local_ray_fixture()
 
 
 def fit(tmp_path, name, task_cfg, max_failures=0):

@@ -1,13 +1,11 @@
 """gd.VecEnv + Task on a local Ray: rsl-rl's VecEnv interface, Task buffers in checkpoints and
 resharding, bad actions, and a short OnPolicyRunner training run."""
 
-import os
 import sys
 
 import cloudpickle
 import numpy as np
 import pytest
-import ray
 import torch
 from rsl_rl.env import VecEnv as RslVecEnv
 from rsl_rl.runners import OnPolicyRunner
@@ -16,10 +14,9 @@ import genesis_dist as gd
 import sim as gs
 from genesis_dist import step_channel
 from genesis_dist.ppo_config import ppo_config
+from local_ray import local_ray_fixture
 from sim import checkpoint
 
-TESTS_DIR = os.path.dirname(os.path.abspath(__file__))
-WORKER_PATH = os.pathsep.join([TESTS_DIR, os.path.dirname(TESTS_DIR)])  # toy_solver, and this checkout
 cloudpickle.register_pickle_by_value(sys.modules[__name__])  # shards never import this module
 
 
@@ -68,12 +65,7 @@ class PointTargetTask(gd.Task):
         self._draw_targets(envs_idx)
 
 
-@pytest.fixture(scope="module", autouse=True)
-def local_ray():
-    ray.init(address="local", num_cpus=8, include_dashboard=False, object_store_memory=150 * 2**20,
-             configure_logging=False, log_to_driver=False, runtime_env={"env_vars": {"PYTHONPATH": WORKER_PATH}})
-    yield
-    ray.shutdown()
+local_ray = local_ray_fixture()
 
 
 @pytest.fixture(scope="module")
