@@ -21,6 +21,8 @@ import logging
 import os
 from dataclasses import dataclass
 
+import numpy as np
+
 from sim import checkpoint
 from sim.state import SimState
 
@@ -87,5 +89,6 @@ class Journal:
         return SimState(data["arrays"], data["step_index"], self._meta["n_envs"])
 
     def note(self, method: str, *args, step: bool = False) -> None:
-        self.calls.append((method, args))
+        """Log a call; array arguments are copied (the caller may reuse its buffers)."""
+        self.calls.append((method, tuple(a.copy() if isinstance(a, np.ndarray) else a for a in args)))
         self._steps += step

@@ -522,7 +522,7 @@ class DistributedScene:
             packed = np.empty((self.n_envs, self.task_info["packed_columns"]), np.float32)
             seconds = self._round_trip(step_channel.TASK_STEP, self.layout.split(actions), self.layout.split(packed), what)
         self._t += 1
-        self._note("task_step", actions.copy(), step=True)
+        self._note("task_step", actions, step=True)
         return packed, seconds
 
     @_recovering
