@@ -165,7 +165,6 @@ class DistributedScene:
             self.shutdown()
             raise
         self._adopt(infos)
-        self._addresses = [info["channel"] for info in self.shard_info]
         for s in range(n_shards):
             self._connect(s)
         if recovery is not None:
@@ -193,9 +192,9 @@ class DistributedScene:
             return
         self._drop_link(shard)
         try:
-            self._links[shard] = step_channel.CoordinatorLink(self._addresses[shard], self._channel["token"])
+            self._links[shard] = step_channel.CoordinatorLink(self.shard_info[shard]["channel"], self._channel["token"])
         except OSError as e:
-            warnings.warn(f"{self._where(shard)}: its step connection to {self._addresses[shard]} failed ({e}); "
+            warnings.warn(f"{self._where(shard)}: its step connection to {self.shard_info[shard]['channel']} failed ({e}); "
                           "this scene steps through Ray calls instead, which is slower. Open the ports given as "
                           "step_ports between the driver and the shards' nodes, or pass step_transport='ray'.",
                           RuntimeWarning, stacklevel=3)
@@ -223,7 +222,6 @@ class DistributedScene:
         if info["meta"]["fingerprint"] != self.fingerprint:
             raise ShardError(shard, self._where(shard), "the rebuilt shard has a different scene fingerprint")
         self.shard_info[shard] = {k: info[k] for k in SHARD_INFO_KEYS}
-        self._addresses[shard] = self.shard_info[shard]["channel"]
         self._connect(shard)
 
     def _adopt(self, infos: list[dict]) -> None:
@@ -280,8 +278,11 @@ class DistributedScene:
                 f"restore it from a checkpoint.", e) from None
         except ray.exceptions.RayTaskError as e:
             cause = e.cause if e.cause is not None else e
-            raise ShardError(shard, self._where(shard), f"{what} raised {type(cause).__name__}: {cause}",
-                             cause) from cause
+            raise self._raised(shard, what, cause) from cause
+
+    def _raised(self, shard: int, what: str, cause: BaseException) -> ShardError:
+        """The error for `cause`, raised by shard `shard`'s code while doing `what`."""
+        return ShardError(shard, self._where(shard), f"{what} raised {type(cause).__name__}: {cause}", cause)
 
     # ------------------------------------------------------------------ the step connections
     def _release(self, shards) -> None:
@@ -340,8 +341,7 @@ class DistributedScene:
         shard = min(errors)
         error = errors[shard]
         if isinstance(error, step_channel.ShardFailed):
-            cause = error.cause
-            raise ShardError(shard, self._where(shard), f"{what} raised {type(cause).__name__}: {cause}", cause)
+            raise self._raised(shard, what, error.cause)
         for s, e in errors.items():
             if not isinstance(e, step_channel.ShardFailed):
                 self._drop_link(s)
