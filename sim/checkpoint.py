@@ -4,32 +4,34 @@
      "meta": {"format": 1, "n_envs": int, "fingerprint": str, "layout": [[key, shape, dtype], ...],
               "scene": {...}}}
 
-Writes are atomic (temp file in the same folder, fsync, rename). Reads go through an
-unpickler that admits only numpy arrays and dtypes and plain containers and scalars, so a
-crafted file cannot run code. Compatibility failures raise `CheckpointError` naming what differs.
+A plain pickle that `pickle.load` reads. `write` is atomic, follows the umask and writes through
+a symlink (see write); it refuses what `read` would refuse. `read` unpickles through
+sim.safe_unpickle (nothing in a file runs or steers numpy) and returns a fully validated dict (see
+read). Compatibility failures raise `CheckpointError` naming what differs.
 """
 
 from __future__ import annotations
 
 import hashlib
-import io
 import json
+import math
 import os
 import pickle
-import tempfile
+import re
+import secrets
+import stat
 import time
 
 import numpy as np
 
-FORMAT_VERSION = 1
+from sim import safe_unpickle
+from sim.safe_unpickle import MAX_DIM, MAX_NDIM, brief, plain_dtype
 
-_SAFE_GLOBALS = {
-    ("numpy", "ndarray"), ("numpy", "dtype"),
-    ("numpy.core.multiarray", "_reconstruct"), ("numpy._core.multiarray", "_reconstruct"),
-    ("numpy.core.multiarray", "scalar"), ("numpy._core.multiarray", "scalar"),
-    ("numpy.core.numeric", "_frombuffer"), ("numpy._core.numeric", "_frombuffer"),
-    ("collections", "OrderedDict"),
-}
+FORMAT_VERSION = 1
+MAX_STEP_INDEX = 2 ** 53  # every step count up to it is exact as a float64 (t * dt), with 2**10 x headroom in an int64
+MAX_ENVS = 2 ** 31 - 1    # the device indexes envs with int32
+_FINGERPRINT = re.compile(r"[0-9a-f]{16}")
+_META_KEYS = ["format", "n_envs", "fingerprint", "layout", "scene"]
 
 
 class CheckpointError(ValueError):
@@ -37,38 +39,35 @@ class CheckpointError(ValueError):
 
 
 class UnsafeCheckpointError(CheckpointError):
-    """A pickle that would import something other than numpy arrays and plain data."""
-
-
-class _RestrictedUnpickler(pickle.Unpickler):
-    def find_class(self, module, name):
-        if (module, name) in _SAFE_GLOBALS or (module.startswith("numpy") and name.endswith("DType")
-                                                and module.endswith("dtypes")):
-            return super().find_class(module, name)
-        raise UnsafeCheckpointError(
-            f"refusing to load: the pickle asks for {module}.{name}, and a checkpoint may hold only "
-            f"numpy arrays and plain Python data")
-
-
-def loads(data: bytes):
-    """Unpickle bytes with the restricted unpickler."""
-    return _RestrictedUnpickler(io.BytesIO(data)).load()
+    """A file that asks for more than plain data: another global than numpy's array pieces, an
+    object or structured dtype, dtype state numpy never writes for a plain dtype."""
 
 
 def write(path, arrays: dict[str, np.ndarray], step_index: int, meta: dict | None) -> None:
-    """Atomically write a checkpoint: a crash mid-write leaves any previous file at `path` intact."""
+    """Atomically write a checkpoint: a crash mid-write leaves any previous file at `path` intact.
+
+    The file gets the mode any file the user creates gets (0666 less the umask). A symlink at
+    `path` is written through: the file it names is replaced and the link stays (as `>` or an
+    editor would), unless a link on the way belongs to another user (refused: a link planted in
+    a shared folder must not redirect the write). What `read` would refuse raises
+    CheckpointError and nothing is written."""
     path = os.fspath(path)
-    payload = {"timestamp": time.time(), "step_index": int(step_index), "arrays": arrays}
+    if isinstance(step_index, np.integer):
+        step_index = int(step_index)
+    payload = {"timestamp": time.time(), "step_index": step_index, "arrays": arrays}
     if meta is not None:
         payload["meta"] = meta
-    folder = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(prefix=os.path.basename(path) + ".", suffix=".tmp", dir=folder)
+    payload = _checked(payload, f"cannot write {path}", tree=True)
+    target = _link_target(path)
+    folder = os.path.dirname(os.path.abspath(target))
+    tmp = os.path.join(folder, f"{os.path.basename(target)}.{secrets.token_hex(8)}.tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
     try:
         with os.fdopen(fd, "wb") as f:
             pickle.dump(payload, f, protocol=5)
             f.flush()
             os.fsync(f.fileno())
-        os.replace(tmp, path)
+        os.replace(tmp, target)
     except BaseException:
         if os.path.exists(tmp):
             os.unlink(tmp)
@@ -80,25 +79,124 @@ def write(path, arrays: dict[str, np.ndarray], step_index: int, meta: dict | Non
         os.close(dir_fd)
 
 
+def _link_target(path: str) -> str:
+    """The file a write to `path` replaces: `path` itself, or the file its symlinks lead to."""
+    current = path
+    for _ in range(40):  # the kernel's limit on links in a row
+        try:
+            st = os.lstat(current)
+        except FileNotFoundError:
+            return current
+        if not stat.S_ISLNK(st.st_mode):
+            return current
+        if st.st_uid not in (os.getuid(), 0):
+            raise CheckpointError(f"cannot write {path}: the symlink {current} belongs to another user "
+                                  f"(uid {st.st_uid}); write to the file it names instead")
+        current = os.path.join(os.path.dirname(current), os.readlink(current))
+    raise CheckpointError(f"cannot write {path}: too many levels of symlinks")
+
+
 def read(path) -> dict:
-    """Read and structurally validate a checkpoint file; nothing in it runs."""
+    """Read a checkpoint; nothing in it runs, and whatever is wrong with the file raises
+    CheckpointError (UnsafeCheckpointError for a file that asks for more than plain data).
+
+    What comes back is checked, so a caller only compares it with its scene (check_compatible):
+      - exactly "step_index" and "arrays", optionally "timestamp" and "meta";
+      - "step_index": an int in [0, MAX_STEP_INDEX]; "timestamp": a finite float;
+      - "arrays": {str: writable ndarray}, each of a bool, int, uint, float or complex dtype;
+      - "meta": format 1, "n_envs" an int in [0, MAX_ENVS], "fingerprint" 16 hex digits,
+        "layout" [[str, [ints in [0, 2**31)], dtype str], ...] with distinct keys and plain
+        dtypes, "scene" a dict of JSON-like data (str keys, list, str, int, float, bool, None);
+        and "arrays" holds exactly the layout's keys, shapes ((n_envs,) + shape; no env axis
+        when n_envs is 0) and dtypes.
+    Everywhere: nesting at most 32 deep, strings at most 4096 characters, ints within 2**64,
+    and no allocation larger than the file."""
     path = os.fspath(path)
+    with open(path, "rb") as f:
+        try:
+            data = safe_unpickle.load(f)
+        except safe_unpickle.Unsafe as e:
+            raise UnsafeCheckpointError(f"{path}: refusing to load: {e}") from None
+        except safe_unpickle.Refused as e:
+            raise CheckpointError(f"{path}: truncated or corrupt checkpoint: {e}") from None
+    return _checked(data, path, tree=False)
+
+
+def _checked(data, where: str, tree: bool) -> dict:
+    """`data` (tree-checked first if `tree`) if it is a valid checkpoint dict, else CheckpointError."""
     try:
-        with open(path, "rb") as f:
-            data = _RestrictedUnpickler(f).load()
-    except UnsafeCheckpointError:
-        raise
-    except FileNotFoundError:
-        raise
-    except (pickle.UnpicklingError, EOFError, ValueError, TypeError, AttributeError, IndexError,
-            MemoryError, OverflowError) as e:
-        raise CheckpointError(f"{path}: truncated or corrupt checkpoint ({type(e).__name__}: {e})") from None
-    if not isinstance(data, dict) or not {"step_index", "arrays"} <= set(data):
-        raise CheckpointError(f"{path}: not a checkpoint (expected a dict with 'step_index' and 'arrays')")
-    if not isinstance(data["arrays"], dict) or not all(
-            isinstance(k, str) and isinstance(v, np.ndarray) for k, v in data["arrays"].items()):
-        raise CheckpointError(f"{path}: 'arrays' must map field names to numpy arrays")
+        if tree:
+            data = safe_unpickle.check_tree(data)
+        _check_payload(data, where)
+    except safe_unpickle.Unsafe as e:
+        raise UnsafeCheckpointError(f"{where}: {e}") from None
+    except safe_unpickle.Refused as e:
+        raise CheckpointError(f"{where}: {e}") from None
     return data
+
+
+def _check_payload(data, where: str) -> None:
+    """Raise safe_unpickle.Refused (or CheckpointError) unless `data` is what read() promises."""
+    refused = safe_unpickle.Refused
+    if type(data) is not dict or not {"step_index", "arrays"} <= set(data):
+        raise refused(f"not a checkpoint (expected a dict with 'step_index' and 'arrays', got "
+                      f"{brief(data) if type(data) is not dict else 'the keys ' + str(sorted(data))})")
+    extra = sorted(set(data) - {"timestamp", "step_index", "arrays", "meta"})
+    if extra:
+        raise refused(f"unexpected keys {extra} beside 'timestamp', 'step_index', 'arrays' and 'meta'")
+    if "timestamp" in data:
+        ts = data["timestamp"]
+        if type(ts) not in (int, float) or not math.isfinite(ts):
+            raise refused(f"timestamp is {brief(ts)}, not a finite number")
+        data["timestamp"] = float(ts)
+    _check_int(data["step_index"], "step_index", MAX_STEP_INDEX)
+    arrays = data["arrays"]
+    if type(arrays) is not dict:
+        raise refused(f"'arrays' is {brief(arrays)}, not a dict of field names to numpy arrays")
+    for k, v in arrays.items():
+        if type(v) is not np.ndarray:
+            raise refused(f"arrays[{k!r}] is {brief(v)}, not a numpy array")
+    meta = data.get("meta")
+    if meta is None:
+        return
+    if type(meta) is not dict:
+        raise refused(f"meta is {brief(meta)}, not a dict")
+    if "format" in meta and meta["format"] != FORMAT_VERSION:
+        raise refused(f"unsupported checkpoint format {brief(meta['format'])}, this version reads "
+                      f"format {FORMAT_VERSION}")
+    if sorted(meta) != sorted(_META_KEYS):
+        raise refused(f"meta has the keys {sorted(meta)}, expected {_META_KEYS}")
+    _check_int(meta["format"], "meta format", FORMAT_VERSION)
+    _check_int(meta["n_envs"], "meta n_envs", MAX_ENVS)
+    if type(meta["fingerprint"]) is not str or not _FINGERPRINT.fullmatch(meta["fingerprint"]):
+        raise refused(f"meta fingerprint is {brief(meta['fingerprint'])}, not 16 hex digits")
+    if type(meta["scene"]) is not dict:
+        raise refused(f"meta scene is {brief(meta['scene'])}, not a dict")
+    _check_layout(meta["layout"])
+    check_arrays(arrays, meta["layout"], meta["n_envs"], what=f"{where}: arrays", against="the file's meta")
+
+
+def _check_int(x, what: str, high: int) -> None:
+    if type(x) is not int or not 0 <= x <= high:
+        raise safe_unpickle.Refused(f"{what} is {brief(x)}, not an int in [0, {high}]")
+
+
+def _check_layout(field_layout) -> None:
+    refused = safe_unpickle.Refused
+    if type(field_layout) is not list:
+        raise refused(f"meta layout is {brief(field_layout)}, not a list of [key, shape, dtype]")
+    seen = set()
+    for i, entry in enumerate(field_layout):
+        if type(entry) is not list or len(entry) != 3:
+            raise refused(f"meta layout[{i}] is {brief(entry)}, not [key, shape, dtype]")
+        key, shape, dtype = entry
+        if type(key) is not str or key in seen:
+            raise refused(f"meta layout[{i}] key {brief(key)} is not a string or repeats one")
+        seen.add(key)
+        if (type(shape) is not list or len(shape) >= MAX_NDIM
+                or not all(type(d) is int and 0 <= d <= MAX_DIM for d in shape)):
+            raise refused(f"meta layout[{i}] ({key}) shape {brief(shape)} is not a list of sizes in [0, {MAX_DIM}]")
+        plain_dtype(dtype)
 
 
 def layout(specs: dict, float_dtype) -> list[list]:
@@ -117,43 +215,42 @@ def make_meta(description: dict, field_layout: list, n_envs: int) -> dict:
             "layout": field_layout, "scene": description}
 
 
-def check_arrays(arrays: dict, field_layout: list, n_envs: int, what: str = "state") -> None:
+def check_arrays(arrays: dict, field_layout: list, n_envs: int, what: str = "state",
+                 against: str = "the scene") -> None:
     """Raise CheckpointError unless `arrays` has exactly the layout's keys, shapes and dtypes."""
     expected = {k: (tuple(shape), np.dtype(dt)) for k, shape, dt in field_layout}
     missing, extra = sorted(set(expected) - set(arrays)), sorted(set(arrays) - set(expected))
     if missing or extra:
-        raise CheckpointError(f"{what} fields differ from the scene's: missing {missing}, unexpected {extra}")
+        raise CheckpointError(f"{what} fields differ from {against}'s: missing {missing}, unexpected {extra}")
     for k, (shape, dtype) in expected.items():
         a = arrays[k]
         want = ((n_envs,) if n_envs else ()) + shape
         if tuple(a.shape) != want:
             if n_envs and a.ndim == len(want) and tuple(a.shape[1:]) == shape:
-                raise CheckpointError(f"{what} has n_envs={a.shape[0]} (field {k}), the scene has n_envs={n_envs}")
-            raise CheckpointError(f"{what} field {k} has shape {tuple(a.shape)}, the scene expects {want}")
+                raise CheckpointError(f"{what} has n_envs={a.shape[0]} (field {k}), {against} has n_envs={n_envs}")
+            raise CheckpointError(f"{what} field {k} has shape {tuple(a.shape)}, {against} expects {want}")
         if a.dtype != dtype:
-            raise CheckpointError(f"{what} field {k} has dtype {a.dtype}, the scene expects {dtype} "
+            raise CheckpointError(f"{what} field {k} has dtype {a.dtype}, {against} expects {dtype} "
                                   f"(was it saved with another precision?)")
 
 
 def check_compatible(data: dict, meta: dict, path="checkpoint") -> None:
-    """Raise CheckpointError naming the first differences between a file and the scene's meta."""
+    """Raise CheckpointError naming the first differences between a file (as read() returns it)
+    and the scene's meta."""
     file_meta = data.get("meta")
     if file_meta is not None:
-        if not isinstance(file_meta, dict) or file_meta.get("format") != FORMAT_VERSION:
-            raise CheckpointError(f"{path}: unsupported checkpoint format {file_meta.get('format')!r}, "
-                                  f"this version reads format {FORMAT_VERSION}")
-        if file_meta.get("n_envs") != meta["n_envs"]:
-            raise CheckpointError(f"{path}: saved with n_envs={file_meta.get('n_envs')}, "
+        if file_meta["n_envs"] != meta["n_envs"]:
+            raise CheckpointError(f"{path}: saved with n_envs={file_meta['n_envs']}, "
                                   f"the scene has n_envs={meta['n_envs']}")
-        if file_meta.get("fingerprint") != meta["fingerprint"]:
-            diffs = describe_differences(file_meta.get("scene"), meta["scene"], "scene")
-            diffs += describe_differences(_by_key(file_meta.get("layout")), _by_key(meta["layout"]), "layout")
+        if file_meta["fingerprint"] != meta["fingerprint"]:
+            diffs = describe_differences(file_meta["scene"], meta["scene"], "scene")
+            diffs += describe_differences(_by_key(file_meta["layout"]), _by_key(meta["layout"]), "layout")
             raise CheckpointError(f"{path} was saved for another scene: " + "; ".join(diffs[:5] or ["fingerprint differs"]))
     check_arrays(data["arrays"], meta["layout"], meta["n_envs"], what=str(path))
 
 
 def _by_key(field_layout) -> dict:
-    return {k: {"shape": list(shape), "dtype": dt} for k, shape, dt in field_layout or []}
+    return {k: {"shape": list(shape), "dtype": dt} for k, shape, dt in field_layout}
 
 
 def describe_differences(saved, current, where: str) -> list[str]:
