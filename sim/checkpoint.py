@@ -114,11 +114,11 @@ def read(path) -> dict:
     path = os.fspath(path)
     with open(path, "rb") as f:
         try:
-            data = safe_unpickle.load(f)
+            data = safe_unpickle.load(f, "checkpoint")
         except safe_unpickle.Unsafe as e:
             raise UnsafeCheckpointError(f"{path}: refusing to load: {e}") from None
         except safe_unpickle.Refused as e:
-            raise CheckpointError(f"{path}: truncated or corrupt checkpoint: {e}") from None
+            raise CheckpointError(f"{path}: {e}") from None
     return _checked(data, path, tree=False)
 
 
@@ -126,7 +126,7 @@ def _checked(data, where: str, tree: bool) -> dict:
     """`data` (tree-checked first if `tree`) if it is a valid checkpoint dict, else CheckpointError."""
     try:
         if tree:
-            data = safe_unpickle.check_tree(data)
+            data = safe_unpickle.check_tree(data, "checkpoint")
         _check_payload(data, where)
     except safe_unpickle.Unsafe as e:
         raise UnsafeCheckpointError(f"{where}: {e}") from None

@@ -43,8 +43,9 @@ class Unsafe(Refused):
 
 def brief(x, nested: bool = False) -> str:
     """A short description of an untrusted value for an error message (no deep or huge repr)."""
-    if type(x) is tuple and len(x) <= 10 and not nested:
-        return "(" + ", ".join(brief(v, True) for v in x) + ("," if len(x) == 1 else "") + ")"
+    if type(x) in (tuple, list) and len(x) <= 10 and not nested:
+        items = ", ".join(brief(v, True) for v in x) + ("," if len(x) == 1 and type(x) is tuple else "")
+        return f"({items})" if type(x) is tuple else f"[{items}]"
     if x is None or type(x) in (bool, float):
         return repr(x)
     if type(x) is int:
@@ -218,7 +219,7 @@ class _BoundedFile:
 
     def read(self, n):
         if n > self.left:
-            raise Refused(f"the pickle ends early: it wants {n} bytes where {self.left} are left")
+            raise Refused(f"truncated: the pickle wants {n} bytes where {self.left} are left")
         data = self._f.read(n)
         self.left -= len(data)
         return data
@@ -260,7 +261,7 @@ class _Tree:
     def __init__(self):
         self.nodes = 0
 
-    def check(self, x, depth: int = 0, where: str = "the pickle"):
+    def check(self, x, depth: int, where: str):
         self.nodes += 1
         if self.nodes > MAX_NODES:
             raise Refused(f"the pickle holds more than {MAX_NODES} values")
@@ -290,21 +291,21 @@ class _Tree:
                 raise Unsafe(f"{where} has the dtype {x.dtype}, not a plain bool, int, uint, float or complex one")
             return x
         if kind is list:
-            return [self.check(v, depth + 1, f"{where}[{i}]") for i, v in enumerate(x)]
+            return [self.check(v, depth + 1, f"{where}[{i}]" if depth < 8 else where) for i, v in enumerate(x)]
         if kind is dict:
             out = {}
             for k, v in x.items():
                 if type(k) is not str or len(k) > MAX_STR:
                     raise Refused(f"{where} has the key {brief(k)}; keys are strings")
-                out[k] = self.check(v, depth + 1, f"{where}[{k!r}]")
+                out[k] = self.check(v, depth + 1, f"{where}[{k!r}]" if depth < 8 else where)
             return out
         raise Refused(f"{where} is {brief(x)}, not plain data (dict, list, str, int, float, bool, "
                       f"None or a numpy array)")
 
 
-def load(f):
+def load(f, what: str = "the pickle"):
     """Unpickle an open binary file; plain data and ndarrays come back, or Refused / Unsafe
-    (whatever is wrong with the file) is raised."""
+    (whatever is wrong with the file) is raised. `what` names the data in messages."""
     size = os.fstat(f.fileno()).st_size - f.tell()
     try:
         obj = _Unpickler(_BoundedFile(f, size), size).load()
@@ -312,9 +313,9 @@ def load(f):
         raise
     except Exception as e:  # anything the file makes the stock code raise
         raise Refused(f"truncated or corrupt pickle ({type(e).__name__}: {str(e)[:200]})") from None
-    return check_tree(obj)
+    return check_tree(obj, what)
 
 
-def check_tree(obj):
+def check_tree(obj, what: str = "the data"):
     """`obj` with every container and value checked, as load() returns it."""
-    return _Tree().check(obj)
+    return _Tree().check(obj, 0, what)
