@@ -114,7 +114,7 @@ def read(path) -> dict:
     path = os.fspath(path)
     with open(path, "rb") as f:
         try:
-            data = safe_unpickle.load(f, "checkpoint")
+            data = safe_unpickle.load(f, "checkpoint", "arrays")
         except safe_unpickle.Unsafe as e:
             raise UnsafeCheckpointError(f"{path}: refusing to load: {e}") from None
         except safe_unpickle.Refused as e:
@@ -126,7 +126,7 @@ def _checked(data, where: str, tree: bool) -> dict:
     """`data` (tree-checked first if `tree`) if it is a valid checkpoint dict, else CheckpointError."""
     try:
         if tree:
-            data = safe_unpickle.check_tree(data, "checkpoint")
+            data = safe_unpickle.check_tree(data, "checkpoint", "arrays")
         _check_payload(data, where)
     except safe_unpickle.Unsafe as e:
         raise UnsafeCheckpointError(f"{where}: {e}") from None
@@ -156,9 +156,9 @@ def _check_payload(data, where: str) -> None:
     for k, v in arrays.items():
         if type(v) is not np.ndarray:
             raise refused(f"arrays[{k!r}] is {brief(v)}, not a numpy array")
-    meta = data.get("meta")
-    if meta is None:
+    if "meta" not in data:
         return
+    meta = data["meta"]
     if type(meta) is not dict:
         raise refused(f"meta is {brief(meta)}, not a dict")
     if "format" in meta and meta["format"] != FORMAT_VERSION:

@@ -256,12 +256,15 @@ class _Unpickler(pickle._Unpickler):  # the pure-Python one: see the module docs
 
 
 class _Tree:
-    """Checks the unpickled tree and replaces each _Array by its ndarray."""
+    """Checks the unpickled tree and replaces each _Array by its ndarray. Arrays are accepted
+    only as the values of the dict at root[arrays_key]."""
 
-    def __init__(self):
+    def __init__(self, arrays_key: str):
         self.nodes = 0
+        self.arrays_key = arrays_key
 
-    def check(self, x, depth: int, where: str):
+    def check(self, x, depth: int, where: str, role: str | None = None):
+        """role: "holder" for root[arrays_key], "array" for a value in it, None elsewhere."""
         self.nodes += 1
         if self.nodes > MAX_NODES:
             raise Refused(f"the pickle holds more than {MAX_NODES} values")
@@ -278,6 +281,8 @@ class _Tree:
             if len(x) > MAX_STR:
                 raise Refused(f"{where} is a string of {len(x)} characters, more than {MAX_STR}")
             return x
+        if kind in (_Array, np.ndarray) and role != "array":
+            raise Refused(f"{where} is a numpy array; arrays belong in the dict at {self.arrays_key!r}")
         if kind is _Array:
             if x.array is None:
                 raise Refused(f"{where} is an array without its data")
@@ -297,15 +302,17 @@ class _Tree:
             for k, v in x.items():
                 if type(k) is not str or len(k) > MAX_STR:
                     raise Refused(f"{where} has the key {brief(k)}; keys are strings")
-                out[k] = self.check(v, depth + 1, f"{where}[{k!r}]" if depth < 8 else where)
+                child = "array" if role == "holder" else "holder" if depth == 0 and k == self.arrays_key else None
+                out[k] = self.check(v, depth + 1, f"{where}[{k!r}]" if depth < 8 else where, child)
             return out
         raise Refused(f"{where} is {brief(x)}, not plain data (dict, list, str, int, float, bool, "
                       f"None or a numpy array)")
 
 
-def load(f, what: str = "the pickle"):
-    """Unpickle an open binary file; plain data and ndarrays come back, or Refused / Unsafe
-    (whatever is wrong with the file) is raised. `what` names the data in messages."""
+def load(f, what: str, arrays_key: str):
+    """Unpickle an open binary file; plain data comes back, with ndarrays only as the values of
+    the dict at root[arrays_key], or Refused / Unsafe (whatever is wrong with the file) is raised.
+    `what` names the data in messages."""
     size = os.fstat(f.fileno()).st_size - f.tell()
     try:
         obj = _Unpickler(_BoundedFile(f, size), size).load()
@@ -313,9 +320,9 @@ def load(f, what: str = "the pickle"):
         raise
     except Exception as e:  # anything the file makes the stock code raise
         raise Refused(f"truncated or corrupt pickle ({type(e).__name__}: {str(e)[:200]})") from None
-    return check_tree(obj, what)
+    return check_tree(obj, what, arrays_key)
 
 
-def check_tree(obj, what: str = "the data"):
+def check_tree(obj, what: str, arrays_key: str):
     """`obj` with every container and value checked, as load() returns it."""
-    return _Tree().check(obj, 0, what)
+    return _Tree(arrays_key).check(obj, 0, what)

@@ -25,12 +25,22 @@ class Forged:
     def __reduce__(self):
         return (self.func, self.args) if self.state is None else (self.func, self.args, self.state)
 
+    def __deepcopy__(self, memo):
+        return self  # copying would build it: the forged object in this process
+
 
 class Raw:
     """Opcodes written as they are (they must push exactly one object)."""
 
     def __init__(self, ops: bytes):
         self.ops = ops
+
+    def __reduce_ex__(self, protocol):
+        raise _NeedsRaw  # the C pickler cannot write it: dumps() falls back to the Python one
+
+
+class _NeedsRaw(Exception):
+    pass
 
 
 class _Pickler(pickle._Pickler):
@@ -42,9 +52,12 @@ class _Pickler(pickle._Pickler):
 
 
 def dumps(obj, protocol=5) -> bytes:
-    out = io.BytesIO()
-    _Pickler(out, protocol=protocol).dump(obj)
-    return out.getvalue()
+    try:
+        return pickle.dumps(obj, protocol=protocol)
+    except _NeedsRaw:
+        out = io.BytesIO()
+        _Pickler(out, protocol=protocol).dump(obj)
+        return out.getvalue()
 
 
 def dtype(spec, order="<", flags=0, version=3, elsize=-1):

@@ -244,6 +244,7 @@ def test_a_crafted_recovery_snapshot_is_refused(tmp_path, base):
     (dict(extra=1), r"unexpected keys \['extra'\]"),
     (dict(arrays=[1]), r"'arrays' is \[1\], not a dict"),
     (dict(meta={"format": 2}), "unsupported checkpoint format 2, this version reads format 1"),
+    (dict(meta=None), "meta is None, not a dict"),
     (dict(meta_n_envs=-3), r"meta n_envs is -3, not an int in \[0, 2147483647\]"),
     (dict(meta_n_envs=4), "arrays has n_envs=5 .* the file's meta has n_envs=4"),
     (dict(meta_fingerprint=["x"]), r"meta fingerprint is \['x'\], not 16 hex digits"),
