@@ -3,7 +3,8 @@
 #   cluster/local_cluster.sh start [N_WORKERS=2] [CPUS_PER_NODE=2]
 #   RAY_ADDRESS=127.0.0.1:6379 RAY_AUTH_MODE=token genesis-dist demo   # shards SPREAD over the nodes
 #   cluster/local_cluster.sh stop                   # `ray stop`: ends EVERY Ray process on this machine
-# Each node is its own raylet and object store; `ray status` lists them.
+#   cluster/local_cluster.sh token                  # only make sure there is a Ray token (start does)
+# Each node is its own raylet and object store; `ray status` lists them. The dashboard is off.
 set -euo pipefail
 RAY="${RAY:-$(dirname "$0")/../.venv/bin/ray}"
 command -v "$RAY" >/dev/null || RAY=ray
@@ -11,8 +12,22 @@ PORT=6379
 # Ray 2.5x+ secures a `ray start` cluster with a token (~/.ray/auth_token); nodes and drivers must agree
 export RAY_AUTH_MODE="${RAY_AUTH_MODE:-token}"
 
+ensure_token() {
+  # Ray looks for $RAY_AUTH_TOKEN, then the file $RAY_AUTH_TOKEN_PATH, then ~/.ray/auth_token
+  if [[ -n "${RAY_AUTH_TOKEN:-}" || -n "${RAY_AUTH_TOKEN_PATH:-}" || -s "$HOME/.ray/auth_token" ]]; then
+    return
+  fi
+  # readable by this user only (Ray writes it with the umask's mode); the token is not printed
+  (umask 077 && "$RAY" get-auth-token --generate >/dev/null)
+  echo "created a Ray token in $HOME/.ray/auth_token" >&2
+}
+
 case "${1:-}" in
+  token)
+    ensure_token
+    ;;
   start)
+    ensure_token
     workers="${2:-2}"; cpus="${3:-2}"
     "$RAY" start --head --port="$PORT" --num-cpus="$cpus" --include-dashboard=false --disable-usage-stats \
       --min-worker-port=11000 --max-worker-port=11999
@@ -30,7 +45,7 @@ case "${1:-}" in
     "$RAY" stop
     ;;
   *)
-    echo "usage: $0 start [N_WORKERS] [CPUS_PER_NODE] | stop" >&2
+    echo "usage: $0 start [N_WORKERS] [CPUS_PER_NODE] | stop | token" >&2
     exit 2
     ;;
 esac
