@@ -224,6 +224,13 @@ class _BoundedFile:
         self.left -= len(data)
         return data
 
+    def readinto(self, buf):
+        if len(buf) > self.left:
+            raise Refused(f"truncated: the pickle wants {len(buf)} bytes where {self.left} are left")
+        n = self._f.readinto(buf)
+        self.left -= n
+        return n
+
     def readline(self):
         data = self._f.readline(self.left)
         self.left -= len(data)
@@ -233,9 +240,9 @@ class _BoundedFile:
 class _Unpickler(pickle._Unpickler):  # the pure-Python one: see the module docstring
     dispatch = dict(pickle._Unpickler.dispatch)
 
-    def __init__(self, f, size: int):
+    def __init__(self, f: _BoundedFile, size: int):
         super().__init__(f)
-        self._size = size
+        self._file, self._size = f, size
 
     def find_class(self, module, name):
         try:
@@ -249,7 +256,13 @@ class _Unpickler(pickle._Unpickler):  # the pure-Python one: see the module docs
         if n > self._size:  # the stock one allocates (and zeroes) n bytes before reading them
             raise Refused(f"the pickle declares {n} bytes of data in a file of {self._size}")
         data = bytearray(n)
-        self.readinto(data)
+        frame = self._unframer.current_frame
+        got = frame.readinto(data) if frame else 0
+        if got == 0 and n:  # an array's bytes follow the frames: read them straight into place
+            self._unframer.current_frame = None
+            got = self._file.readinto(data)
+        if got != n:
+            raise Refused(f"truncated: an array's {n} bytes end after {got}")
         self.append(data)
 
     dispatch[pickle.BYTEARRAY8[0]] = _load_bytearray8

@@ -52,6 +52,7 @@ def broken_promises(data) -> list[str]:
 def main(bundle, scratch):
     with open(bundle, "rb") as f:
         mutants = pickle.load(f)
+    rss_before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     counts = {"accepted": 0, "CheckpointError": 0, "UnsafeCheckpointError": 0}
     escaped, broken, slowest = [], [], (0.0, -1)
     memfd = os.memfd_create("mutant") if hasattr(os, "memfd_create") else None
@@ -81,7 +82,7 @@ def main(bundle, scratch):
         slowest = max(slowest, (time.perf_counter() - t0, i))
     report = {"counts": counts, "escaped": escaped[:20], "n_escaped": len(escaped), "broken": broken[:20],
               "slowest_s": slowest[0], "slowest_mutant": slowest[1],
-              "maxrss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
+              "rss_growth_mb": (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - rss_before) / 1024}
     print("REPORT " + json.dumps(report), flush=True)
 
 
