@@ -112,7 +112,10 @@ def read(path) -> dict:
     Everywhere: nesting at most 32 deep, strings at most 4096 characters, ints within 2**64,
     and no allocation larger than the file."""
     path = os.fspath(path)
-    with open(path, "rb") as f:
+    # O_NONBLOCK: a FIFO at `path` is refused below instead of waiting for a writer
+    with open(os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0)), "rb") as f:
+        if not stat.S_ISREG(os.fstat(f.fileno()).st_mode):
+            raise CheckpointError(f"{path} is not a regular file")
         try:
             data = safe_unpickle.load(f, "checkpoint", "arrays")
         except safe_unpickle.Unsafe as e:

@@ -272,6 +272,13 @@ def test_every_malformed_value_is_named(tmp_path, base, change, words):
         checkpoint.read(path)
 
 
+def test_a_fifo_or_device_is_refused_without_waiting(tmp_path):
+    os.mkfifo(tmp_path / "fifo")
+    for path in (tmp_path / "fifo", "/dev/zero"):
+        with pytest.raises(gs.CheckpointError, match="is not a regular file"):
+            checkpoint.read(path)
+
+
 def test_arrays_of_every_plain_dtype_and_pickle_protocol_load(tmp_path):
     """What numpy writes for plain arrays (C, Fortran, transposed, strided, empty, 0-d, big-endian,
     bool, complex, half) and numpy scalars, with pickle protocols 0-5, reads back equal and writable."""
