@@ -3,9 +3,9 @@ Mesa's software Vulkan device (lavapipe), which `make test` installs when it is 
 
 Taichi allows one runtime per process, so the Vulkan work runs in few fresh processes: one
 float32 process runs every check below and reports each one's outcome (a check's failure fails
-only its own test); float64, which Vulkan refuses, and the 2-shard DistributedScene have
-their own. Compiling for lavapipe is slow (minutes cold, seconds with Taichi's offline cache
-warm), so the scenes are the CPU tests' own, and few.
+only its own test), after checking that float64 is refused there; the 2-shard
+DistributedScene has its own shard processes. Compiling for lavapipe is slow (minutes cold,
+seconds with Taichi's offline cache warm), so the scenes are the CPU tests' own, and few.
 
 Tolerances: the known-answer checks reuse the CPU tests' functions and their tolerances,
 which are all set by physics and float rounding (the symplectic lag plus 2e-5 m, momentum to
@@ -187,9 +187,16 @@ def _vulkan_float32(tmp: str, cpu_checkpoint: str):
 
     recorder = _Recorder()
     logging.getLogger("sim").addHandler(recorder)
-    gs.init(backend=gs.vulkan if runtime.available(gs.cuda) else gs.gpu)
+    backend = gs.vulkan if runtime.available(gs.cuda) else gs.gpu
+    try:
+        gs.init(backend=backend, precision="64")
+    except RuntimeError as e:
+        refused = str(e)
+    else:
+        raise AssertionError("gs.init(precision='64') on Vulkan was accepted")
+    gs.init(backend=backend)  # the refusal left no runtime behind
     out = {"backend": runtime.config().backend, "notices": recorder.messages, "device": str(gs.device),
-           "tc_float": str(gs.tc_float), "failures": {}}
+           "tc_float": str(gs.tc_float), "float64_refused": refused, "failures": {}}
     for name, check in _checks(Path(tmp)).items():
         try:
             check()
@@ -230,6 +237,14 @@ def test_gpu_is_vulkan_here_and_says_so(vulkan_run):
 
 
 @needs_vulkan
+def test_float64_on_vulkan_is_refused_at_init_by_name(vulkan_run):
+    """Taichi's SPIR-V code has float64 arithmetic but no float64 log/exp/pow/sin/cos, which
+    MPM, SPH and rigid kernels call: gs.init says so instead of the first kernel failing."""
+    refused = vulkan_run["float64_refused"]
+    assert 'precision="64" is not supported on the vulkan device' in refused and "float64 log" in refused
+
+
+@needs_vulkan
 @pytest.mark.parametrize("check", ["spec_snippets", "franka_api", "rigid_contact", "mpm", "sph", "pbd", "fem"])
 def test_check_passes_on_vulkan(vulkan_run, check):
     assert check not in vulkan_run["failures"], vulkan_run["failures"].get(check)
@@ -249,27 +264,6 @@ def test_checkpoint_round_trip_cpu_vulkan_cpu(vulkan_run):
     back = vulkan_run["cpu_scene"].get_state().arrays()
     for key, value in vulkan_run["saved"].items():
         np.testing.assert_array_equal(back[key], value, err_msg=f"CPU loading {key}")
-
-
-# ------------------------------------------------------------------ float64
-def _float64_then_float32_on_vulkan():
-    try:
-        gs.init(backend=gs.vulkan, precision="64")
-    except RuntimeError as e:
-        refused = str(e)
-    else:
-        refused = None
-    gs.init(backend=gs.vulkan, precision="32")  # the refusal left no runtime behind
-    return refused, runtime.config().precision
-
-
-@needs_vulkan
-def test_float64_on_vulkan_is_refused_at_init_by_name():
-    """Taichi's SPIR-V code has float64 arithmetic but no float64 log/exp/pow/sin/cos, which
-    MPM, SPH and rigid kernels call: gs.init says so instead of the first kernel failing."""
-    refused, precision = run_isolated(_float64_then_float32_on_vulkan, call_init=False)
-    assert refused is not None and precision == "32"
-    assert 'precision="64" is not supported on the vulkan device' in refused and "float64 log" in refused
 
 
 # ------------------------------------------------------------------ genesis_dist on Vulkan
