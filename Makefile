@@ -9,13 +9,26 @@ $(VENV)/.installed: pyproject.toml
 	$(PY) -m pip install -q -e '.[test,bench]'
 	touch $@
 
-.PHONY: setup demo test bench
+.PHONY: setup demo test bench vulkan-driver
 setup: $(VENV)/.installed
+
+# The device-path tests (tests/test_device_vulkan.py) run on Vulkan; with no GPU driver that is
+# Mesa's software device (lavapipe). Installed when missing and we are root; else they skip.
+vulkan-driver:
+	@if { ls /usr/share/vulkan/icd.d/*.json || ls /etc/vulkan/icd.d/*.json; } >/dev/null 2>&1 \
+		&& { ldconfig -p || /sbin/ldconfig -p; } 2>/dev/null | grep -q 'libvulkan\.so\.1'; then :; \
+	elif [ "$$(id -u)" != 0 ]; then \
+		echo "vulkan-driver: not root, so Mesa's Vulkan driver is not installed: the Vulkan tests will skip"; \
+	elif ! command -v apt-get >/dev/null; then \
+		echo "vulkan-driver: no apt-get to install Mesa's Vulkan driver: the Vulkan tests will skip"; \
+	elif ! (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq mesa-vulkan-drivers) >/dev/null 2>&1; then \
+		echo "vulkan-driver: apt-get could not install mesa-vulkan-drivers: the Vulkan tests will skip"; \
+	fi
 
 demo: $(VENV)/.installed
 	$(VENV)/bin/genesis-dist demo
 
-test: $(VENV)/.installed
+test: $(VENV)/.installed vulkan-driver
 	$(PY) -m pytest -q tests
 
 bench: $(VENV)/.installed

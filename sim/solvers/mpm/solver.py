@@ -240,9 +240,12 @@ class MPMSolver(Solver):
         n_sub = self.substeps
         dt = self.sim_options.dt / n_sub
         o = self.options
-        for _ in range(n_sub):
-            self._substep(dt, ti.Vector(self.sim_options.gravity), ti.Vector(o.grid_origin),
-                          ti.Vector(o.lower_bound), ti.Vector(o.upper_bound), o.dx, o.friction, self.n_planes)
+        g, origin = ti.Vector(self.sim_options.gravity), ti.Vector(o.grid_origin)
+        lower, upper = ti.Vector(o.lower_bound), ti.Vector(o.upper_bound)
+        for _ in range(n_sub):  # three kernels, not one: see _particles_to_grid
+            self._particles_to_grid(dt, origin, o.dx)
+            self._grid_update(dt, g, origin, lower, upper, o.dx, o.friction, self.n_planes)
+            self._grid_to_particles(dt, origin, lower, upper, o.dx)
 
     @ti.func
     def _stress(self, p, F, Jp_in):
@@ -317,10 +320,14 @@ class MPMSolver(Solver):
                 self.grid_m[node] += weight * m
 
     @ti.kernel
-    def _substep(self, dt: float, g: ti.types.vector(3, float), origin: ti.types.vector(3, float),
-                 lower: ti.types.vector(3, float), upper: ti.types.vector(3, float), dx: float,
-                 friction: float, n_planes: int):
-        inv_dx = 1.0 / dx
+    def _particles_to_grid(self, dt: float, origin: ti.types.vector(3, float), dx: float):
+        """Clear the grid, then scatter every active particle to it.
+
+        Each stage of a substep is its own kernel because Taichi 1.7's SPIR-V code generator
+        (Vulkan) fails ('Value "tmpN" does not yet exist') on one kernel whose two parallel
+        loops both index a local matrix with a loop variable (w[i, 0] here and in
+        _grid_to_particles): the second loop's task refers to a constant that only the first
+        task defines. Separate kernels compile separately; the arithmetic is unchanged."""
         for I in ti.grouped(self.grid_m):
             self.grid_v[I] = ti.Vector.zero(float, 3)
             self.grid_m[I] = 0.0
@@ -331,6 +338,11 @@ class MPMSolver(Solver):
         else:
             for b, p in self.pos:
                 self._p2g(b, p, dt, origin, dx)
+
+    @ti.kernel
+    def _grid_update(self, dt: float, g: ti.types.vector(3, float), origin: ti.types.vector(3, float),
+                     lower: ti.types.vector(3, float), upper: ti.types.vector(3, float), dx: float,
+                     friction: float, n_planes: int):
         for I in ti.grouped(self.grid_m):
             if self.grid_m[I] > 0:
                 v = self.grid_v[I] / self.grid_m[I] + dt * g
@@ -346,6 +358,11 @@ class MPMSolver(Solver):
                     if (x - self.plane_p[k]).dot(self.plane_n[k]) < 0:
                         v = self._collide(v, self.plane_n[k], friction)
                 self.grid_v[I] = v
+
+    @ti.kernel
+    def _grid_to_particles(self, dt: float, origin: ti.types.vector(3, float), lower: ti.types.vector(3, float),
+                           upper: ti.types.vector(3, float), dx: float):
+        inv_dx = 1.0 / dx
         for b, p in self.pos:
             if self.active[b, p]:
                 base, fx, w = self._stencil(self.pos[b, p], origin, inv_dx)
