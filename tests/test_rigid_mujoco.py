@@ -129,7 +129,7 @@ def compare_passive(xml: str, seconds: float = 1.0) -> dict:
 
     out = {"xpos": rel(d.xpos.to_numpy()[0], md.xpos), "xquat": rel(d.xquat.to_numpy()[0], md.xquat),
            "mass": rel(d.mass.to_numpy()[0], mass), "bias": rel(d.bias.to_numpy()[0], md.qfrc_bias),
-           "smooth": rel(d.qfrc.to_numpy()[0], md.qfrc_smooth)}
+           "smooth": rel(d.qfrc_smooth.to_numpy()[0], md.qfrc_smooth)}
     qerr = verr = 0.0
     for _ in range(round(seconds / m.opt.timestep)):
         scene.step()

@@ -98,12 +98,12 @@ def solve_constraints(d: ti.template(), dt: float):
         _build_rows(d, e, dt)
         for r in range(d.row_count[e]):
             for k in range(d.nv):
-                d.scratch[e, k] = d.row_J[e, r, k]
-            solve_ldl(d, e, d.scratch)
+                d.row_solve[e, k] = d.row_J[e, r, k]
+            solve_ldl(d, e, d.row_solve)
             a = 0.0
             for k in range(d.nv):
-                d.row_W[e, r, k] = d.scratch[e, k]
-                a += d.row_J[e, r, k] * d.scratch[e, k]
+                d.row_W[e, r, k] = d.row_solve[e, k]
+                a += d.row_J[e, r, k] * d.row_solve[e, k]
             d.row_A[e, r] = ti.max(a, 1e-12)
             d.row_lam[e, r] = 0.0
         for _ in range(d.iterations):

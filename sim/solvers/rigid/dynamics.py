@@ -57,12 +57,7 @@ def bias_forces(d: ti.template()):
             a_ang, a_lin = d.cacc_ang[e, p], d.cacc_lin[e, p]
             for j in range(d.body_jntnum[i]):
                 jnt = d.body_jntadr[i] + j
-                n = 1
-                if d.jnt_type[jnt] == 0:
-                    n = 6
-                elif d.jnt_type[jnt] == 1:
-                    n = 3
-                for k in range(d.jnt_dadr[jnt], d.jnt_dadr[jnt] + n):
+                for k in range(d.jnt_dadr[jnt], d.jnt_dadr[jnt] + d.jnt_dofnum[jnt]):
                     a_ang += d.cdofd_ang[e, k] * d.dofs_vel[e, k]
                     a_lin += d.cdofd_lin[e, k] * d.dofs_vel[e, k]
             d.cacc_ang[e, i], d.cacc_lin[e, i] = a_ang, a_lin
@@ -102,18 +97,18 @@ def smooth_acceleration(d: ti.template(), dt: float):
                 target = ti.min(ti.max(d.ctrl_vel[e, k], d.dof_target_lo[k]), d.dof_target_hi[k])
                 ctrl = d.dofs_kv[e, k] * (target - vel)
             clamped = ti.min(ti.max(ctrl, d.dof_force_lo[k]), d.dof_force_hi[k])
-            d.qfrc[e, k] = force + clamped - d.bias[e, k]
+            d.qfrc_smooth[e, k] = force + clamped - d.bias[e, k]
             gain = d.dof_damping[k]  # velocity gain taken into H
             if mode != CTRL_FORCE and clamped == ctrl:
                 gain += d.dofs_kv[e, k]
-            d.scratch[e, k] = gain
+            d.implicit_gain[e, k] = gain
         for a in range(d.nv):
             for b in range(d.nv):
                 d.factor[e, a, b] = d.mass[e, a, b]
-            d.factor[e, a, a] += dt * d.scratch[e, a]
+            d.factor[e, a, a] += dt * d.implicit_gain[e, a]
         factor_ldl(d, e)
         for k in range(d.nv):
-            d.qacc[e, k] = d.qfrc[e, k]
+            d.qacc[e, k] = d.qfrc_smooth[e, k]
         solve_ldl(d, e, d.qacc)
 
 
