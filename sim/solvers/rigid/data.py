@@ -5,6 +5,7 @@ per-env working arrays. Kernels in the stage modules take a `RigidData` as a tem
 import numpy as np
 import taichi as ti
 
+from sim.solvers.rigid.elements import EQ_JOINT
 from sim.solvers.rigid.model import BOX, CAPSULE, DOF_SIZE, PLANE, ModelArrays
 
 
@@ -78,16 +79,34 @@ class RigidData:
         self.body_mass, self.body_inertia = c("body_mass"), c("body_inertia")
         self.body_jntadr, self.body_jntnum, self.body_static = c("body_jntadr"), c("body_jntnum"), c("body_static")
         self.body_lastdof = c("body_lastdof")       # nearest dof up the body's chain (-1: none)
+        self.body_gravcomp = c("body_gravcomp")     # fraction of gravity compensated (1: gravity off)
         self.jnt_type, self.jnt_qadr, self.jnt_dadr = c("jnt_type"), c("jnt_qadr"), c("jnt_dadr")
         self.jnt_dofnum = c("jnt_dofnum")           # dofs of the joint (DOF_SIZE of its type)
         self.jnt_pos, self.jnt_axis = c("jnt_pos"), c("jnt_axis")
         self.jnt_limited, self.jnt_range = c("jnt_limited"), c("jnt_range")
         self.jnt_stiffness, self.jnt_springref, self.jnt_qref = c("jnt_stiffness"), c("jnt_springref"), c("jnt_qref")
+        self.jnt_margin = c("jnt_margin")
         self.dof_body, self.dof_parent, self.dof_jnt = c("dof_body"), c("dof_parent"), c("dof_jnt")
         self.dof_armature, self.dof_damping = c("dof_armature"), c("dof_damping")
         self.dof_kp, self.dof_kv, self.dof_mode, self.dof_target = c("dof_kp"), c("dof_kv"), c("dof_mode"), c("dof_target")
         self.dof_force_lo, self.dof_force_hi = c("dof_force_lo"), c("dof_force_hi")
         self.dof_target_lo, self.dof_target_hi = c("dof_target_lo"), c("dof_target_hi")
+        self.dof_frictionloss = c("dof_frictionloss")
+        self.dof_actfrc_lo, self.dof_actfrc_hi = c("dof_actfrc_lo"), c("dof_actfrc_hi")
+        # fixed tendons and their wraps (dof, qpos address, coefficient)
+        self.ten_adr, self.ten_num, self.ten_limited = c("ten_adr"), c("ten_num"), c("ten_limited")
+        self.ten_range, self.ten_margin = c("ten_range"), c("ten_margin")
+        self.ten_stiffness, self.ten_springlength = c("ten_stiffness"), c("ten_springlength")
+        self.ten_damping, self.ten_frictionloss = c("ten_damping"), c("ten_frictionloss")
+        self.wrap_dof, self.wrap_qadr, self.wrap_coef = c("wrap_dof"), c("wrap_qadr"), c("wrap_coef")
+        # MuJoCo actuators driven by `ctrl`
+        self.act_trntype, self.act_trnid, self.act_qadr = c("act_trntype"), c("act_trnid"), c("act_qadr")
+        self.act_gear, self.act_gain, self.act_bias = c("act_gear"), c("act_gain"), c("act_bias")
+        self.act_ctrlrange, self.act_forcerange = c("act_ctrlrange"), c("act_forcerange")
+        self.act_ctrl0 = c("act_ctrl0")
+        # equality constraints
+        self.eq_type, self.eq_obj, self.eq_data = c("eq_type"), c("eq_obj"), c("eq_data")
+        self.eq_ref, self.eq_timeconst = c("eq_ref"), c("eq_timeconst")
         self.geom_type, self.geom_body = c("geom_type"), c("geom_body")
         self.geom_pos, self.geom_quat, self.geom_size = c("geom_pos"), c("geom_quat"), c("geom_size")
         self.geom_friction, self.geom_contype, self.geom_conaffinity = (c("geom_friction"), c("geom_contype"),
@@ -98,8 +117,9 @@ class RigidData:
         c.load()
         self.batch, self.nbody, self.njnt, self.nv = batch, model.nbody, model.njnt, model.nv
         self.ngeom, self.npair = model.ngeom, len(pairs)
+        self.ntendon, self.nact, self.neq = model.ntendon, model.nact, model.neq
         self.max_contacts = max_contacts
-        self.max_rows = 3 * max_contacts + 2 * int(np.sum(arrays["jnt_limited"]))  # contacts, then limits
+        self.max_rows = max(1, constraint_rows(model, max_contacts))
         self.dt = dt
         self.gravity = ti.Vector(list(gravity))
         self.iterations, self.baumgarte, self.slop = options.iterations, options.baumgarte, options.contact_slop
@@ -111,6 +131,7 @@ class RigidData:
         self.ctrl_mode, self.ctrl_pos, self.ctrl_vel, self.ctrl_force = (state["ctrl_mode"], state["ctrl_pos"],
                                                                          state["ctrl_vel"], state["ctrl_force"])
         self.dofs_kp, self.dofs_kv = state["dofs_kp"], state["dofs_kv"]
+        self.ctrl = state["ctrl"]        # inputs of the MuJoCo actuators (act_*)
 
         # ---- per-env working arrays, rebuilt every substep
         nb, nv, ng, nc, nr = self.nbody, max(self.nv, 1), max(self.ngeom, 1), max(max_contacts, 1), self.max_rows
@@ -132,6 +153,9 @@ class RigidData:
         self.qfrc_smooth = per_dof()     # passive + control - bias (MuJoCo's qfrc_smooth)
         self.implicit_gain = per_dof()   # damping + servo kv taken implicitly into H
         self.qacc = per_dof()
+        self.act_qfrc = per_dof()        # actuator forces before the joints' actuatorfrcrange
+        self.ten_length = ti.field(ti_float, shape=(batch, max(self.ntendon, 1)))
+        self.ten_vel = ti.field(ti_float, shape=(batch, max(self.ntendon, 1)))
         # contacts
         self.con_count = ti.field(ti.i32, shape=batch)
         self.pair_margin = ti.field(ti_float, shape=batch)
@@ -146,6 +170,14 @@ class RigidData:
         self.row_lam, self.row_mu = ti.field(ti_float, shape=(batch, nr)), ti.field(ti_float, shape=(batch, nr))
         self.row_kind = ti.field(ti.i32, shape=(batch, nr))
         self.row_solve = per_dof()       # H^-1 J^T of the row being prepared
+
+
+def constraint_rows(model: ModelArrays, max_contacts: int) -> int:
+    """Most constraint rows one env can have: 3 per contact, 2 per limited joint or tendon,
+    1 per dof or tendon with frictionloss, 1 per joint equality, 3 per connect."""
+    eq_rows = sum(1 if t == EQ_JOINT else 3 for t in model.eq_type)
+    return (3 * max_contacts + 2 * (int(np.sum(model.jnt_limited)) + int(np.sum(model.ten_limited)))
+            + int(np.count_nonzero(model.dof_frictionloss)) + int(np.count_nonzero(model.ten_frictionloss)) + eq_rows)
 
 
 def derived_arrays(model: ModelArrays) -> dict[str, np.ndarray]:
