@@ -91,6 +91,68 @@ def compare_actuated(seconds: float = 1.0) -> dict:
     return {"qpos": qerr}
 
 
+FEATURES = """<mujoco><compiler angle="radian" autolimits="true"/>
+<option timestep="0.002" integrator="implicitfast"><flag contact="disable"/></option>
+<default><geom contype="0" conaffinity="0"/></default>
+<worldbody>
+ <body pos="0 0 1" gravcomp="0.5">
+  <joint name="a" type="hinge" axis="0 1 0" damping="0.2" armature="0.01" stiffness="3" springref="0.4"
+         actuatorfrcrange="-2 2"/>
+  <geom type="capsule" fromto="0 0 0 0.3 0 0" size="0.03"/>
+  <body pos="0.3 0 0">
+   <joint name="b" type="slide" axis="1 0 0" armature="0.05" damping="0.5"/>
+   <geom type="box" size="0.05 0.05 0.05"/>
+   <body pos="0.1 0 0" gravcomp="1"><joint name="c" type="hinge" axis="0 0 1" armature="0.02"/>
+    <geom type="capsule" fromto="0 0 0 0.2 0 0" size="0.02"/></body>
+   <body pos="0 0.1 0"><joint name="d" type="hinge" axis="1 0 0" armature="0.02" damping="0.1"/>
+    <geom type="capsule" fromto="0 0 0 0 0.2 0" size="0.02"/></body>
+  </body>
+ </body>
+</worldbody>
+<tendon><fixed name="t" stiffness="5" damping="0.3" springlength="0.1 0.2">
+ <joint joint="c" coef="0.5"/><joint joint="d" coef="-0.7"/></fixed></tendon>
+<actuator>
+ <motor joint="a" gear="3" ctrlrange="-1 1"/>
+ <position joint="b" kp="40" kv="3" gear="2" forcerange="-5 5" ctrlrange="-0.5 0.5"/>
+ <general joint="c" gainprm="2" biasprm="0.1 -1 -0.2" gear="1.5" forcerange="-1 1"/>
+ <general tendon="t" gainprm="3" biasprm="0 -10 -1" ctrlrange="-1 1"/>
+ <velocity joint="d" kv="2" gear="0.5"/>
+</actuator></mujoco>"""
+
+
+def _with_flags(xml: str, flags: str) -> str:
+    return xml.replace('<flag contact="disable"/>', f'<flag contact="disable" {flags}/>')
+
+
+def compare_features(xml: str = FEATURES, seconds: float = 0.6) -> dict:
+    """Actuators through gear / general gain-bias / a fixed tendon, force and actuatorfrc
+    ranges, gravcomp, springs with springref and a tendon dead band, dampers and armature,
+    driven through control_actuators (MuJoCo's ctrl) against mj_step; stage forces too."""
+    import sim as gs
+
+    m = mujoco.MjModel.from_xml_string(xml)
+    md = mujoco.MjData(m)
+    scene = gs.Scene(sim_options=gs.options.SimOptions(dt=m.opt.timestep))
+    entity = scene.add_entity(gs.morphs.MJCF(file=xml))
+    scene.build()
+    solver = scene.solvers["RigidSolver"]
+    qerr = verr = smooth = 0.0
+    clamped = 0
+    for i in range(round(seconds / m.opt.timestep)):
+        ctrl = 1.5 * np.sin(2 * np.pi * i * m.opt.timestep * np.array([1.0, 0.7, 1.3, 0.9, 1.1]) + np.arange(m.nu))
+        md.ctrl[:] = ctrl
+        solver.control_actuators(entity, ctrl)
+        solver.forward()
+        mujoco.mj_forward(m, md)
+        smooth = max(smooth, float(np.abs(solver.data.qfrc_smooth.to_numpy()[0, :m.nv] - md.qfrc_smooth).max()))
+        clamped += int(np.any(np.abs(md.qfrc_actuator[0]) >= 2 - 1e-12))
+        scene.step()
+        mujoco.mj_step(m, md)
+        qerr = max(qerr, float(np.abs(entity.get_qpos().numpy() - md.qpos).max()))
+        verr = max(verr, float(np.abs(entity.get_dofs_velocity().numpy() - md.qvel).max()))
+    return {"qpos": qerr, "qvel": verr, "smooth": smooth, "clamped": clamped, "scale": float(np.abs(md.qvel).max())}
+
+
 def _random_state(m, rng):
     qpos = m.qpos0 + 0.3 * rng.normal(size=m.nq)
     for j in range(m.njnt):
@@ -183,9 +245,15 @@ def resting_heights() -> list:
     return [float(b.get_qpos()[2]) for b in bodies]
 
 
+FLAG_VARIANTS = {"gravity": 'gravity="disable"', "passive": 'spring="disable" damper="disable"',
+                 "clampctrl": 'clampctrl="disable"', "actuation": 'actuation="disable"'}
+
+
 def all_comparisons() -> dict:
-    return {"chain": compare_passive(CHAIN), "free": compare_passive(FREE), "franka": compare_franka_pd(),
-            "actuated": compare_actuated(), "resting": resting_heights()}
+    out = {"chain": compare_passive(CHAIN), "free": compare_passive(FREE), "franka": compare_franka_pd(),
+           "actuated": compare_actuated(), "resting": resting_heights(), "features": compare_features()}
+    out.update({f"flags {k}": compare_features(_with_flags(FEATURES, v), 0.2) for k, v in FLAG_VARIANTS.items()})
+    return out
 
 
 def test_matches_mujoco_float64():
@@ -200,6 +268,16 @@ def test_matches_mujoco_float64():
     assert franka["qpos"] < 1e-9 and franka["qvel"] < 1e-8, franka
     assert results["actuated"]["qpos"] < 1e-9, results["actuated"]
     assert np.allclose(results["resting"], [0.1, 0.05], atol=1e-3), results["resting"]  # contacts in float64
+    features = results["features"]
+    assert features["clamped"] > 0, features  # actuatorfrcrange is exercised
+    for name in ["features"] + [f"flags {k}" for k in FLAG_VARIANTS]:
+        r = results[name]
+        assert r["smooth"] < 1e-10 and r["qpos"] < 1e-9 and r["qvel"] < 1e-8 * max(r["scale"], 1.0), (name, r)
+
+
+def test_features_match_mujoco_float32():
+    r = compare_features()
+    assert r["qpos"] < 1e-4 and r["qvel"] < 1e-3 * max(r["scale"], 1.0), r
 
 
 @pytest.mark.parametrize("xml", [CHAIN, FREE], ids=["chain", "free"])

@@ -209,6 +209,7 @@ def append_model(model: ModelArrays, m: mujoco.MjModel, pos, quat, qpos_init=Non
     from sim.solvers.rigid.elements import SHORTHAND_MOTOR, SHORTHAND_POSITION, append_elements, disabled_flags
 
     disabled = disabled_flags(m, source)
+    no_passive = {"spring", "damper"} <= disabled  # MuJoCo then skips all passive forces, gravcomp too
     b0, j0, d0, q0, g0 = model.nbody - 1, model.njnt, model.nv, model.nq, model.ngeom
     pos, quat = np.asarray(pos, dtype=np.float64), np.asarray(quat, dtype=np.float64)
     qpos = np.array(m.qpos0 if qpos_init is None else qpos_init, dtype=np.float64)
@@ -232,7 +233,7 @@ def append_model(model: ModelArrays, m: mujoco.MjModel, pos, quat, qpos_init=Non
         model.body_jntnum.append(int(m.body_jntnum[b]))
         model.body_static.append(int(m.body_jntnum[b] == 0 and model.body_static[gbody(parent)]))
         model.body_names.append(mujoco.mj_id2name(m, mujoco.mjtObj.mjOBJ_BODY, b) or f"body{b}")
-        model.body_gravcomp.append(1.0 if "gravity" in disabled else float(m.body_gravcomp[b]))
+        model.body_gravcomp.append(1.0 if "gravity" in disabled else 0.0 if no_passive else float(m.body_gravcomp[b]))
     for j in range(m.njnt):
         jt, qa = int(m.jnt_type[j]), int(m.jnt_qposadr[j])
         if jt == FREE and m.body_parentid[m.jnt_bodyid[j]] == 0:  # free roots move with the morph pose
