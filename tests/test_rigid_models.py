@@ -6,18 +6,18 @@ Both sides get the same model with contact switched off (MuJoCo's <flag contact=
 and every geom made non-colliding, through MjSpec in this test: collision (meshes, cylinders)
 is not what is compared here. Both step with implicitfast (the integrator whose implicit
 damping and servo kv our step reproduces; the gymnasium/dm_control files ask for RK4 or Euler)
-under the same controls through each model's own actuators.
+and dt = 0.002 s, so that every model is one entity of a single scene (one build), under the
+same controls through each model's own actuators (RigidSolver.control_actuators), 250 steps.
 
 Tolerances. Where MuJoCo has no active constraint along the run (checked: nefc == 0) the two
-run the same algorithms in a different order of floating-point operations: fixed-base and
-planar models (ur5e, walker, cartpole) and go2 agree to 1e-12 in float64. The free-base ant
-and humanoid under actuation differ by up to 3e-8 rad or m (8e-9 after 60 ant steps, 3e-8
-after 200 humanoid steps) while MuJoCo perturbed by 1e-14 moves 1e-14: a small systematic
-difference in our free-base path, not found yet (the FREE test in test_rigid_mujoco.py allows
-1e-9 after 1 s for the same reason); the bound is 1e-7. Panda's finger coupling is an
-equality constraint, soft in MuJoCo and hard here (see constraint.py): its fingers are
-compared to 1e-4 m (measured 3e-5) and its arm to 1e-5 rad. In float32 (ant only) our
-round-off: 1e-3 after 60 steps.
+run the same algorithms in a different order of floating-point operations: the fixed-base and
+planar models (ur5e, walker, cartpole) and go2 agree to 1e-10 in float64 (measured <= 1e-12).
+The free-base ant and humanoid under actuation differ by up to 3e-8 (measured 9e-9 and 2.6e-8)
+while MuJoCo perturbed by 1e-14 moves 1e-14: a small systematic difference in our free-base
+path, not found yet (the FREE test in test_rigid_mujoco.py allows 1e-9 after 1 s for the
+same reason); the bound is 1e-7. Panda's finger coupling is an equality constraint, soft in
+MuJoCo and hard here (see constraint.py): its fingers are compared to 1e-4 m (measured
+4.3e-5) and its arm to 1e-5 rad (measured 2.1e-6). In float32 (ant, go2) our round-off: 1e-3.
 """
 
 import os
@@ -44,13 +44,15 @@ def _genesis(path):
     return str(model_wheels.genesis_assets(fetch=True) / path)
 
 
-MODELS = {  # name: (file, steps, control amplitude as a fraction of ctrlrange)
-    "panda": (lambda: _genesis("xml/franka_emika_panda/panda.xml"), 300, 0.3),
-    "ur5e": (lambda: _genesis("xml/universal_robots_ur5e/ur5e.xml"), 300, 0.3),
-    "ant": (lambda: _gym("ant.xml"), 60, 0.02),        # (an ankle reaches its limit at step 67)
-    "humanoid": (lambda: _gym("humanoid.xml"), 200, 0.02),
-    "walker": (lambda: _dm("walker.xml"), 200, 0.02),
-    "cartpole": (lambda: _dm("cartpole.xml"), 200, 0.5),
+DT, STEPS = 0.002, 250   # one time step for every model (set on both sides), so one scene holds all
+
+MODELS = {  # name: (file, control amplitude as a fraction of ctrlrange, small enough that no joint limit is reached)
+    "panda": (lambda: _genesis("xml/franka_emika_panda/panda.xml"), 0.3),
+    "ur5e": (lambda: _genesis("xml/universal_robots_ur5e/ur5e.xml"), 0.3),
+    "ant": (lambda: _gym("ant.xml"), 0.02),
+    "humanoid": (lambda: _gym("humanoid.xml"), 0.02),
+    "walker": (lambda: _dm("walker.xml"), 0.02),
+    "cartpole": (lambda: _dm("cartpole.xml"), 0.5),
 }
 
 
@@ -59,6 +61,7 @@ def without_contact(spec: mujoco.MjSpec, folder: str) -> mujoco.MjSpec:
     spec.meshdir = os.path.join(folder, spec.meshdir)
     spec.option.disableflags |= int(mujoco.mjtDisableBit.mjDSBL_CONTACT)
     spec.option.integrator = int(mujoco.mjtIntegrator.mjINT_IMPLICITFAST)
+    spec.option.timestep = DT
     for geom in spec.geoms:
         geom.contype = geom.conaffinity = 0
     return spec
@@ -73,47 +76,68 @@ def _controls(m, steps, amplitude, rng):
     return mid + amplitude * half * np.sin(2 * np.pi * freq * t + phase)
 
 
-def run_pair(m: mujoco.MjModel, entity_factory, steps: int, ctrl: np.ndarray) -> dict:
-    """Step our scene (built by entity_factory(scene)) and MuJoCo side by side."""
-    import sim as gs
-
+def _initial_state(m: mujoco.MjModel) -> mujoco.MjData:
+    """Keyframe "home" if any, else qpos0; joints outside (or at) their range start mid-range
+    (go2's qpos0 is outside its calf ranges)."""
     md = mujoco.MjData(m)
     key = mujoco.mj_name2id(m, mujoco.mjtObj.mjOBJ_KEY, "home")
     if key >= 0:
         mujoco.mj_resetDataKeyframe(m, md, key)
-    for j in np.flatnonzero(m.jnt_limited):  # start inside every joint range (go2's qpos0 is not)
+    for j in np.flatnonzero(m.jnt_limited):
         lo, hi = m.jnt_range[j]
         adr = m.jnt_qposadr[j]
         if not lo + 0.1 * (hi - lo) < md.qpos[adr] < hi - 0.1 * (hi - lo):
             md.qpos[adr] = (lo + hi) / 2
-    scene = gs.Scene(sim_options=gs.options.SimOptions(dt=m.opt.timestep, gravity=tuple(m.opt.gravity)))
-    entity = entity_factory(scene)
-    scene.build()
-    entity.set_qpos(md.qpos.copy())
-    solver = scene.solvers["RigidSolver"]
-    err = np.zeros(m.nq)
-    nefc = 0
-    for i in range(steps):
-        if m.nu:
-            md.ctrl[:] = ctrl[i]
-            solver.control_actuators(entity, ctrl[i])
-        scene.step()
-        mujoco.mj_step(m, md)
-        nefc = max(nefc, md.nefc)
-        err = np.maximum(err, np.abs(entity.get_qpos().numpy() - md.qpos))
-    return {"err": err, "nefc": nefc, "moved": float(np.abs(md.qpos - m.qpos0).max())}
+    mujoco.mj_forward(m, md)
+    return md
 
 
-def compare_model(name: str) -> dict:
+def model_specs() -> dict:
+    """name -> (MjModel, the morph our scene loads), every model without contact."""
     import sim as gs
 
-    file, steps, amplitude = MODELS[name]
-    path = file()
-    spec = without_contact(mujoco.MjSpec.from_file(path), os.path.dirname(path))
-    m = spec.compile()
-    xml = spec.to_xml()
-    ctrl = _controls(m, steps, amplitude, np.random.default_rng(0))
-    return run_pair(m, lambda scene: scene.add_entity(gs.morphs.MJCF(file=xml)), steps, ctrl)
+    out = {}
+    for name, (file, _) in MODELS.items():
+        path = file()
+        spec = without_contact(mujoco.MjSpec.from_file(path), os.path.dirname(path))
+        out[name] = (spec.compile(), gs.morphs.MJCF(file=spec.to_xml()))
+    urdf = _go2_urdf_without_collision()
+    spec = mujoco.MjSpec.from_string(urdf)
+    spec.worldbody.first_body().add_freejoint()   # what gs.morphs.URDF(fixed=False) should do
+    spec.option.integrator = int(mujoco.mjtIntegrator.mjINT_IMPLICITFAST)
+    spec.option.timestep = DT
+    out["go2"] = (spec.compile(), gs.morphs.URDF(file=urdf))
+    return out
+
+
+def compare_all(names=None) -> dict:
+    """Every model as an entity of one scene (one build), each against its own mj_step."""
+    import sim as gs
+
+    models = {k: v for k, v in model_specs().items() if names is None or k in names}
+    scene = gs.Scene(sim_options=gs.options.SimOptions(dt=DT))
+    entities = {name: scene.add_entity(morph) for name, (_, morph) in models.items()}
+    scene.build()
+    solver = scene.solvers["RigidSolver"]
+    rng = np.random.default_rng(0)
+    runs = {}
+    for name, (m, _) in models.items():
+        md = _initial_state(m)
+        entities[name].set_qpos(md.qpos.copy())
+        amplitude = MODELS[name][1] if name in MODELS else 0.0
+        runs[name] = {"m": m, "md": md, "ctrl": _controls(m, STEPS, amplitude, rng), "err": np.zeros(m.nq), "nefc": 0}
+    for i in range(STEPS):
+        for name, r in runs.items():
+            if r["m"].nu:
+                r["md"].ctrl[:] = r["ctrl"][i]
+                solver.control_actuators(entities[name], r["ctrl"][i])
+        scene.step()
+        for name, r in runs.items():
+            mujoco.mj_step(r["m"], r["md"])
+            r["nefc"] = max(r["nefc"], r["md"].nefc)
+            r["err"] = np.maximum(r["err"], np.abs(entities[name].get_qpos().numpy() - r["md"].qpos))
+    return {name: {"err": r["err"], "nefc": r["nefc"], "nq": r["m"].nq,
+                   "moved": float(np.abs(r["md"].qpos - r["m"].qpos0).max())} for name, r in runs.items()}
 
 
 def _go2_urdf_without_collision() -> str:
@@ -127,40 +151,18 @@ def _go2_urdf_without_collision() -> str:
     return ET.tostring(root, encoding="unicode")
 
 
-def compare_go2() -> dict:
-    """go2.urdf through gs.morphs.URDF (a free base, MuJoCo's importer) against MuJoCo's own
-    import of the same URDF with a free joint added; no actuators: it falls and its legs
-    start mid-range; their joint limits (nefc) are checked to stay inactive."""
-    import sim as gs
-
-    urdf = _go2_urdf_without_collision()
-    spec = mujoco.MjSpec.from_string(urdf)
-    spec.worldbody.first_body().add_freejoint()
-    spec.option.integrator = int(mujoco.mjtIntegrator.mjINT_IMPLICITFAST)
-    m = spec.compile()
-    out = run_pair(m, lambda scene: scene.add_entity(gs.morphs.URDF(file=urdf, pos=(0, 0, 0))), 200, None)
-    out["nq"] = m.nq
-    return out
-
-
-def all_models() -> dict:
-    out = {name: compare_model(name) for name in MODELS}
-    out["go2"] = compare_go2()
-    return out
-
-
 def test_real_models_match_mujoco_float64():
-    results = run_isolated(all_models, precision="64", timeout=900)
+    results = run_isolated(compare_all, precision="64", timeout=900)
     for name, r in results.items():
         assert r["moved"] > 1e-2, (name, r)  # something happened
         if name == "panda":
             assert r["err"][:7].max() < 1e-5 and r["err"][7:].max() < 1e-4, (name, r)
             continue
         assert r["nefc"] == 0, (name, r)  # no limit reached: nothing soft on either side
-        assert r["err"].max() < (1e-7 if name in ("ant", "humanoid") else 1e-12), (name, r)
+        assert r["err"].max() < (1e-7 if name in ("ant", "humanoid") else 1e-10), (name, r)
     assert results["go2"]["nq"] == 19  # a free base (7) and 12 hinges
 
 
-def test_ant_matches_mujoco_float32():
-    r = compare_model("ant")
-    assert r["nefc"] == 0 and r["err"].max() < 1e-3, r
+def test_ant_and_go2_match_mujoco_float32():
+    for name, r in compare_all(["ant", "go2"]).items():
+        assert r["nefc"] == 0 and r["err"].max() < 1e-3, (name, r)
