@@ -166,3 +166,80 @@ def test_real_models_match_mujoco_float64():
 def test_ant_and_go2_match_mujoco_float32():
     for name, r in compare_all(["ant", "go2"]).items():
         assert r["nefc"] == 0 and r["err"].max() < 1e-3, (name, r)
+
+
+TET_OBJ = "v 0 0 0\nv 0.1 0 0\nv 0 0.1 0\nv 0 0 0.1\nf 1 3 2\nf 1 2 4\nf 1 4 3\nf 2 3 4\n"
+
+ROBOT_URDF = """<robot name="arm"><mujoco><compiler discardvisual="false"/></mujoco>
+ <link name="base"><inertial><mass value="1"/><inertia ixx="0.01" iyy="0.01" izz="0.01" ixy="0" ixz="0" iyz="0"/>
+  </inertial><visual><geometry><mesh filename="package://pkg/meshes/tet.obj"/></geometry></visual></link>
+ <link name="arm"><inertial><mass value="0.5"/><inertia ixx="0.01" iyy="0.01" izz="0.01" ixy="0" ixz="0" iyz="0"/>
+  </inertial></link>
+ <joint name="j" type="revolute"><parent link="base"/><child link="arm"/><axis xyz="0 0 1"/>
+  <limit lower="-1" upper="1" effort="5" velocity="1"/></joint>
+</robot>"""
+
+
+@pytest.fixture
+def urdf_package(tmp_path):
+    (tmp_path / "ws" / "pkg" / "meshes").mkdir(parents=True)
+    (tmp_path / "ws" / "pkg" / "meshes" / "tet.obj").write_text(TET_OBJ)
+    (tmp_path / "ws" / "pkg" / "urdf").mkdir()
+    inside = tmp_path / "ws" / "pkg" / "urdf" / "arm.urdf"
+    inside.write_text(ROBOT_URDF)
+    outside = tmp_path / "elsewhere" / "arm.urdf"
+    outside.parent.mkdir()
+    outside.write_text(ROBOT_URDF)
+    return inside, outside, tmp_path / "ws"
+
+
+def test_urdf_free_base_placement_and_packages(urdf_package):
+    import sim as gs
+    from scipy.spatial.transform import Rotation
+
+    inside, outside, workspace = urdf_package
+    scene = gs.Scene()
+    free = scene.add_entity(gs.morphs.URDF(file=str(inside), pos=(1, 2, 3), euler=(0, 0, 90)))
+    fixed = scene.add_entity(gs.morphs.URDF(file=str(outside), fixed=True, package_dirs=[str(workspace)]))
+    model = scene.solvers["RigidSolver"].model
+    assert (free.n_qs, free.n_dofs, fixed.n_qs) == (8, 7, 1)  # a free joint added unless fixed
+    x, y, z, w = Rotation.from_euler("xyz", [0, 0, 90], degrees=True).as_quat()
+    assert np.allclose(model.qpos0[:7], [1, 2, 3, w, x, y, z])
+    assert model.dof_actfrc_hi[6] == 5  # URDF effort -> MuJoCo actuatorfrcrange
+    with pytest.raises(FileNotFoundError, match="package://pkg/meshes/tet.obj"):
+        scene.add_entity(gs.morphs.URDF(file=str(outside)))
+    assert len(scene.entities) == 2
+
+
+def test_file_morph_arguments_are_checked():
+    import sim as gs
+
+    with pytest.raises(ValueError, match="'euler' and 'quat'"):
+        gs.morphs.MJCF(file="franka.xml", euler=(0, 0, 1), quat=(1, 0, 0, 0))
+    with pytest.raises(ValueError, match="scale"):
+        gs.morphs.MJCF(file="franka.xml", scale=2.0)
+    with pytest.raises(ValueError, match="links_to_keep"):
+        gs.morphs.URDF(file="franka.xml", links_to_keep=["hand"])
+    with pytest.raises(FileNotFoundError, match="as given.*Genesis"):
+        gs.morphs.MJCF(file="xml/no_such_robot/robot.xml")
+    model_wheels.genesis_assets(fetch=True)
+    assert gs.morphs.MJCF(file="xml/universal_robots_ur5e/ur5e.xml").file.endswith("universal_robots_ur5e/ur5e.xml")
+
+
+@pytest.mark.parametrize("extra, needle", [
+    ('<equality><weld body1="b"/></equality>', "weld"),
+    ('<actuator><general joint="j" dyntype="filter"/></actuator>', "dyntype"),
+    ('<actuator><general joint="j" gaintype="affine"/></actuator>', "gaintype"),
+    ('<option><flag eulerdamp="disable"/></option>', "eulerdamp"),
+    ('<tendon><spatial><site site="s"/><site site="s2"/></spatial></tendon>', "spatial"),
+])
+def test_unsupported_elements_are_refused_by_name(extra, needle):
+    import sim as gs
+
+    xml = (f'<mujoco model="m">{extra}<worldbody><body name="b"><joint name="j" type="hinge"/>'
+           f'<geom size="0.1" contype="0" conaffinity="0"/><site name="s"/><site name="s2" pos="0 0 1"/></body>'
+           f'</worldbody></mujoco>')
+    scene = gs.Scene()
+    with pytest.raises(ValueError, match=f"inline MJCF.*{needle}"):
+        scene.add_entity(gs.morphs.MJCF(file=xml))
+    assert scene.entities == [] and scene.solvers["RigidSolver"].model.nbody == 1
