@@ -8,6 +8,9 @@ In float32 our own round-off (eps ~ 1.2e-7 relative) is what differs: 1e-5 per s
 relative to the largest entry (measured <= 4e-7), and after 1 s (200-500 steps, each adding
 a few eps) 1e-4 rad or m on positions (measured <= 4e-6) and 1e-3 relative on velocities
 (measured <= 3e-5).
+
+Longer than ~350 lines because its test models are written inline beside the comparisons
+that use them (the chain, free body, actuated, feature and constrained models).
 """
 
 import os

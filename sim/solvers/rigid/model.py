@@ -1,6 +1,7 @@
-"""MJCF -> flat numpy arrays, through MuJoCo's own compiler (`mujoco.MjModel`).
+"""MJCF / URDF -> flat numpy arrays, through MuJoCo's own compiler (`mujoco.MjModel`, see
+loader.py; tendons, actuators, equalities and flags in elements.py).
 
-Every entity (an MJCF file, or a Box / Sphere / Plane morph written as a tiny MJCF string)
+Every entity (an MJCF or URDF file, or a Box / Sphere / Plane morph written as a tiny MJCF string)
 is compiled by MuJoCo, checked for elements we do not simulate, and appended to one
 combined `ModelArrays`: one kinematic tree rooted at the world body 0, bodies in
 topological order (parents first), as MuJoCo orders them.
