@@ -110,7 +110,8 @@ class RigidSolver(Solver):
         if not np.isclose(m.opt.timestep, self.sim_options.dt / self.sim_options.substeps):
             logger.warning("%s sets timestep %g; the scene's SimOptions dt/substeps %g is used", path,
                            m.opt.timestep, self.sim_options.dt / self.sim_options.substeps)
-        if m.opt.integrator != mujoco.mjtIntegrator.mjINT_IMPLICITFAST:
+        if int(m.opt.integrator) in (int(mujoco.mjtIntegrator.mjINT_RK4), int(mujoco.mjtIntegrator.mjINT_IMPLICIT)):
+            # (not Euler: ours differs from it only in taking servo kv implicitly)
             logger.warning("%s sets integrator %s; the rigid solver steps semi-implicit Euler with damping and "
                            "servo gains implicit (as implicitfast)", path,
                            mujoco.mjtIntegrator(m.opt.integrator).name.removeprefix("mjINT_").lower())
