@@ -90,27 +90,114 @@ class Cloth:
         object.__setattr__(self, "res", tuple(int(r) for r in res))
 
 
+def _placement(kind: str, pos, euler, quat) -> tuple[tuple, tuple]:
+    """A file morph's pose: `quat` (w, x, y, z) or `euler` (degrees, scipy's extrinsic x-y-z, as
+    Genesis takes it), never both; identity when neither is given."""
+    pos = _vec(f"{kind}.pos", pos, 3)
+    if euler is not None and quat is not None:
+        raise ValueError(f"{kind}: 'euler' and 'quat' cannot both be set")
+    if euler is not None:
+        from scipy.spatial.transform import Rotation
+
+        x, y, z, w = Rotation.from_euler("xyz", _vec(f"{kind}.euler", euler, 3), degrees=True).as_quat()
+        return pos, (float(w), float(x), float(y), float(z))
+    return pos, _unit_quat(f"{kind}.quat", (1.0, 0.0, 0.0, 0.0) if quat is None else quat)
+
+
+def _check_scale(kind: str, scale) -> None:
+    if scale != 1.0:
+        raise ValueError(f"{kind}: scale={scale!r} is not supported (models load at their own size)")
+
+
 @dataclass(frozen=True)
 class MJCF:
-    """A MuJoCo MJCF model: a path, or the bare name of a model bundled in sim/assets."""
+    """A MuJoCo MJCF model: a path, a Genesis asset path (`xml/franka_emika_panda/panda.xml`), the
+    bare name of a model bundled in sim/assets, or the XML itself. pos and quat / euler (degrees)
+    place it: the transform is applied to the file's root bodies (and free-joint roots)."""
 
     file: str
     pos: tuple[float, float, float] = (0.0, 0.0, 0.0)
-    quat: tuple[float, float, float, float] = (1.0, 0.0, 0.0, 0.0)
+    quat: tuple[float, float, float, float] | None = None
+    euler: tuple[float, float, float] | None = None
+    scale: float = 1.0
 
     def __post_init__(self):
-        object.__setattr__(self, "file", resolve_asset(self.file))
-        object.__setattr__(self, "pos", _vec("MJCF.pos", self.pos, 3))
-        object.__setattr__(self, "quat", _unit_quat("MJCF.quat", self.quat))
+        _check_scale("MJCF", self.scale)
+        object.__setattr__(self, "file", resolve_asset(self.file, "MJCF"))
+        pos, quat = _placement("MJCF", self.pos, self.euler, self.quat)
+        object.__setattr__(self, "pos", pos)
+        object.__setattr__(self, "quat", quat)
+        object.__setattr__(self, "euler", None)
 
 
-def resolve_asset(file) -> str:
-    """A bare name resolves to sim/assets first; anything else is taken as a path."""
+@dataclass(frozen=True)
+class URDF:
+    """A URDF robot compiled through MuJoCo's URDF importer. Its root link gets a free joint
+    unless `fixed` (MuJoCo welds it to the world). `package://name/...` mesh paths resolve
+    against the folders above the file and `package_dirs` (each a folder holding the package
+    folder, or the package folder itself). merge_fixed_links fuses links joined by fixed joints
+    (MuJoCo's fusestatic); links_to_keep needs merge_fixed_links=False here."""
+
+    file: str
+    pos: tuple[float, float, float] = (0.0, 0.0, 0.0)
+    quat: tuple[float, float, float, float] | None = None
+    euler: tuple[float, float, float] | None = None
+    fixed: bool = False
+    merge_fixed_links: bool = True
+    links_to_keep: tuple[str, ...] = ()
+    package_dirs: tuple[str, ...] = ()
+    scale: float = 1.0
+
+    def __post_init__(self):
+        _check_scale("URDF", self.scale)
+        for name in ("fixed", "merge_fixed_links"):
+            if not isinstance(getattr(self, name), bool):
+                raise TypeError(f"URDF.{name} must be a bool, got {getattr(self, name)!r}")
+        keep = (self.links_to_keep,) if isinstance(self.links_to_keep, str) else tuple(self.links_to_keep)
+        if keep and self.merge_fixed_links:
+            raise ValueError(f"URDF.links_to_keep={list(keep)} is not supported with merge_fixed_links=True "
+                             f"(MuJoCo fuses every static link or none); pass merge_fixed_links=False")
+        object.__setattr__(self, "links_to_keep", keep)
+        dirs = (self.package_dirs,) if isinstance(self.package_dirs, (str, os.PathLike)) else self.package_dirs
+        dirs = tuple(str(Path(d).resolve()) for d in dirs)
+        missing = [d for d in dirs if not Path(d).is_dir()]
+        if missing:
+            raise FileNotFoundError(f"URDF.package_dirs {missing} are not folders")
+        object.__setattr__(self, "package_dirs", dirs)
+        object.__setattr__(self, "file", resolve_asset(self.file, "URDF"))
+        pos, quat = _placement("URDF", self.pos, self.euler, self.quat)
+        object.__setattr__(self, "pos", pos)
+        object.__setattr__(self, "quat", quat)
+        object.__setattr__(self, "euler", None)
+
+
+def is_inline_xml(file: str) -> bool:
+    return file.lstrip().startswith("<")
+
+
+def resolve_asset(file, kind: str = "MJCF") -> str:
+    """XML text is kept as it is. A bare name resolves to sim/assets first; then the path as
+    given; then Genesis's asset folder (sim.model_wheels.genesis_assets), as Genesis resolves
+    `xml/franka_emika_panda/panda.xml`. A missing file names every place looked in."""
+    from sim import model_wheels
+
     file = os.fspath(file)
+    if is_inline_xml(file):
+        return file
     bundled = ASSETS_DIR / file
     if os.sep not in file and bundled.is_file():
         return str(bundled)
     if Path(file).is_file():
         return str(Path(file).resolve())
-    available = sorted(p.name for p in ASSETS_DIR.glob("*.xml"))
-    raise FileNotFoundError(f"MJCF file {file!r} not found as a path nor among bundled assets {available}")
+    looked = [f"{Path(file).resolve()} (as given)"]
+    if os.sep not in file:
+        looked.insert(0, f"{bundled} (bundled: {sorted(p.name for p in ASSETS_DIR.glob('*.xml'))})")
+    try:
+        genesis = model_wheels.genesis_assets(fetch=False)
+    except model_wheels.ModelFetchError:
+        looked.append("Genesis's assets (not fetched: run `genesis-dist assets`)")
+    else:
+        if not Path(file).is_absolute() and (genesis / file).is_file():
+            return str((genesis / file).resolve())
+        looked.append(f"{genesis / file} (Genesis assets)")
+    raise FileNotFoundError(f"{kind} file {file!r} not found; looked in: " + "; ".join(looked))

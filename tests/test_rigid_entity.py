@@ -139,11 +139,11 @@ def test_unbatched_scene_shapes_and_morph_pose():
 
 @pytest.mark.parametrize("body, needle", [
     ('<body><joint type="hinge"/><geom type="cylinder" size="0.1 0.1"/></body>', "cylinder"),
-    ('<body><joint name="j" type="hinge" frictionloss="1"/><geom size="0.1"/></body>', "frictionloss"),
+    ('<body><joint name="j" type="ball" frictionloss="1"/><geom size="0.1"/></body>', "frictionloss"),
     ('<body><joint type="hinge"/><geom size="0.1"/><site name="s"/></body></worldbody>'
      '<tendon><spatial><site site="s"/><site site="s"/></spatial></tendon><worldbody>', "tendon"),
     ('<body><joint name="j" type="hinge"/><geom size="0.1"/></body></worldbody>'
-     '<actuator><motor joint="j"/><position joint="j" kp="1"/></actuator><worldbody>', "second actuator"),
+     '<actuator><general joint="j" dyntype="integrator"/></actuator><worldbody>', "dyntype"),
 ])
 def test_unsupported_mjcf_is_refused_by_name(tmp_path, body, needle):
     path = tmp_path / "bad.xml"

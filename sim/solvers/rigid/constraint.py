@@ -1,4 +1,5 @@
-"""Contacts and joint limits as velocity-level constraints, solved by projected Gauss-Seidel
+"""Contacts, joint and tendon limits, equality constraints and frictionloss as velocity-level
+constraints, solved by projected Gauss-Seidel
 (sequential impulses) in joint space, all envs in one launch, serial within an env.
 
 Why this model and not MuJoCo's soft-constraint optimiser: it is short, needs no per-env
@@ -8,15 +9,23 @@ b = gap / dt for a speculative contact (gap > 0: may close the gap, no more) and
 b = baumgarte * (depth - slop) / dt for a penetrating one. Friction is a Coulomb disk
 |lambda_t| <= mu lambda_n per contact. Restitution is zero.
 Where no constraint is active this leaves MuJoCo's semi-implicit Euler step untouched.
+
+Approximations of MuJoCo's soft constraints (solref / solimp), stated: limits are hard (a
+joint's margin moves the limit inwards by the margin, as MuJoCo's reference does); an
+equality is a bilateral row whose error decays by dt / max(solref timeconst, 2 dt) per step
+(MuJoCo: a critically damped spring of that time constant; a negative, direct-stiffness
+solref counts as 0.02 s); frictionloss is a row whose impulse is bounded by frictionloss * dt
+(MuJoCo regularises it, so it slips slightly below that force).
 """
 
 import taichi as ti
 
 from sim.solvers.rigid.dynamics import solve_ldl
-from sim.solvers.rigid.math3d import tangent_frame
+from sim.solvers.rigid.math3d import quat_rotate, tangent_frame
+from sim.solvers.rigid.elements import EQ_JOINT
 from sim.solvers.rigid.model import HINGE, SLIDE
 
-UNILATERAL, FRICTION = 0, 1
+UNILATERAL, FRICTION, BILATERAL, BOXED = 0, 1, 2, 3
 
 
 @ti.func
@@ -64,14 +73,85 @@ def _build_rows(d: ti.template(), e, dt):
             q, k = d.qpos[e, d.jnt_qadr[j]], d.jnt_dadr[j]
             for side in ti.static(range(2)):
                 sign = 1.0 if side == 0 else -1.0
-                depth = sign * (d.jnt_range[j][side] - q)
+                depth = sign * (d.jnt_range[j][side] - q) + d.jnt_margin[j]
                 if depth > -d.margin - dt * ti.abs(d.dofs_vel[e, k]) and n < d.max_rows:
                     _clear_row(d, e, n)
                     d.row_J[e, n, k] = sign
                     d.row_kind[e, n] = UNILATERAL
                     d.row_b[e, n] = _target(d, depth, dt)
                     n += 1
+    for t in range(d.ntendon):
+        speed = 0.0
+        length = 0.0
+        for w in range(d.ten_adr[t], d.ten_adr[t] + d.ten_num[t]):
+            length += d.wrap_coef[w] * d.qpos[e, d.wrap_qadr[w]]
+            speed += ti.abs(d.wrap_coef[w] * d.dofs_vel[e, d.wrap_dof[w]])
+        for side in ti.static(range(2)):
+            sign = 1.0 if side == 0 else -1.0
+            depth = sign * (d.ten_range[t][side] - length) + d.ten_margin[t]
+            if d.ten_limited[t] and depth > -d.margin - dt * speed and n < d.max_rows:
+                _tendon_row(d, e, n, t, sign)
+                d.row_kind[e, n] = UNILATERAL
+                d.row_b[e, n] = _target(d, depth, dt)
+                n += 1
+        if d.ten_frictionloss[t] > 0 and n < d.max_rows:
+            _tendon_row(d, e, n, t, 1.0)
+            d.row_kind[e, n], d.row_b[e, n], d.row_mu[e, n] = BOXED, 0.0, d.ten_frictionloss[t] * dt
+            n += 1
+    for k in range(d.nv):
+        if d.dof_frictionloss[k] > 0 and n < d.max_rows:
+            _clear_row(d, e, n)
+            d.row_J[e, n, k] = 1.0
+            d.row_kind[e, n], d.row_b[e, n], d.row_mu[e, n] = BOXED, 0.0, d.dof_frictionloss[k] * dt
+            n += 1
+    for q in range(d.neq):
+        tc = d.eq_timeconst[q]
+        if tc <= 0:
+            tc = 0.02
+        rate = 1.0 / ti.max(tc, 2.0 * dt)
+        if d.eq_type[q] == EQ_JOINT:
+            if n < d.max_rows:
+                err = _joint_equality_row(d, e, n, q)
+                d.row_kind[e, n], d.row_b[e, n] = BILATERAL, -rate * err
+                n += 1
+        elif n + 3 <= d.max_rows:
+            b1, b2 = d.eq_obj[q][0], d.eq_obj[q][1]
+            data = d.eq_data[q]
+            p1 = d.xpos[e, b1] + quat_rotate(d.xquat[e, b1], ti.Vector([data[0], data[1], data[2]]))
+            p2 = d.xpos[e, b2] + quat_rotate(d.xquat[e, b2], ti.Vector([data[3], data[4], data[5]]))
+            for r in ti.static(range(3)):
+                _clear_row(d, e, n + r)
+                axis = ti.Vector([float(r == 0), float(r == 1), float(r == 2)])
+                _point_jacobian(d, e, n + r, b1, p1, axis, 1.0)
+                _point_jacobian(d, e, n + r, b2, p2, axis, -1.0)
+                d.row_kind[e, n + r], d.row_b[e, n + r] = BILATERAL, -rate * (p1[r] - p2[r])
+            n += 3
     d.row_count[e] = n
+
+
+@ti.func
+def _tendon_row(d: ti.template(), e, row, t, sign):
+    _clear_row(d, e, row)
+    for w in range(d.ten_adr[t], d.ten_adr[t] + d.ten_num[t]):
+        d.row_J[e, row, d.wrap_dof[w]] += sign * d.wrap_coef[w]
+
+
+@ti.func
+def _joint_equality_row(d: ti.template(), e, row, q):
+    """q1 - ref1 = c0 + c1 x + c2 x^2 + c3 x^3 + c4 x^4, x = q2 - ref2 (x = 0 without joint 2):
+    fills the row's Jacobian and returns the error."""
+    _clear_row(d, e, row)
+    j1, j2 = d.eq_obj[q][0], d.eq_obj[q][1]
+    c = d.eq_data[q]
+    x = 0.0
+    if j2 >= 0:
+        x = d.qpos[e, d.jnt_qadr[j2]] - d.eq_ref[q][1]
+    poly = c[0] + x * (c[1] + x * (c[2] + x * (c[3] + x * c[4])))
+    slope = c[1] + x * (2.0 * c[2] + x * (3.0 * c[3] + x * 4.0 * c[4]))
+    d.row_J[e, row, d.jnt_dadr[j1]] = 1.0
+    if j2 >= 0:
+        d.row_J[e, row, d.jnt_dadr[j2]] -= slope
+    return d.qpos[e, d.jnt_qadr[j1]] - d.eq_ref[q][0] - poly
 
 
 @ti.func
@@ -98,23 +178,28 @@ def solve_constraints(d: ti.template(), dt: float):
         _build_rows(d, e, dt)
         for r in range(d.row_count[e]):
             for k in range(d.nv):
-                d.scratch[e, k] = d.row_J[e, r, k]
-            solve_ldl(d, e, d.scratch)
+                d.row_solve[e, k] = d.row_J[e, r, k]
+            solve_ldl(d, e, d.row_solve)
             a = 0.0
             for k in range(d.nv):
-                d.row_W[e, r, k] = d.scratch[e, k]
-                a += d.row_J[e, r, k] * d.scratch[e, k]
+                d.row_W[e, r, k] = d.row_solve[e, k]
+                a += d.row_J[e, r, k] * d.row_solve[e, k]
             d.row_A[e, r] = ti.max(a, 1e-12)
             d.row_lam[e, r] = 0.0
         for _ in range(d.iterations):
             change, size = 0.0, 0.0
             r = 0
             while r < d.row_count[e]:
-                if d.row_kind[e, r] == UNILATERAL:
+                kind = d.row_kind[e, r]
+                if kind != FRICTION:
                     lam = d.row_lam[e, r]
-                    new = ti.max(lam + (d.row_b[e, r] - _row_velocity(d, e, r)) / d.row_A[e, r], 0.0)
+                    new = lam + (d.row_b[e, r] - _row_velocity(d, e, r)) / d.row_A[e, r]
+                    if kind == UNILATERAL:
+                        new = ti.max(new, 0.0)
+                    elif kind == BOXED:
+                        new = ti.min(ti.max(new, -d.row_mu[e, r]), d.row_mu[e, r])
                     _apply(d, e, r, new - lam)
-                    change, size = ti.max(change, ti.abs(new - lam)), ti.max(size, new)
+                    change, size = ti.max(change, ti.abs(new - lam)), ti.max(size, ti.abs(new))
                     r += 1
                 else:
                     l1 = d.row_lam[e, r] - _row_velocity(d, e, r) / d.row_A[e, r]

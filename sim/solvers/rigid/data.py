@@ -1,9 +1,11 @@
-"""The Taichi fields of a built rigid scene: model constants (shared by all envs) and
+"""The Taichi fields of a built rigid scene, every one declared here by name (as MJX's
+types.py does): model constants shared by all envs, the state fields the scene owns, and
 per-env working arrays. Kernels in the stage modules take a `RigidData` as a template."""
 
 import numpy as np
 import taichi as ti
 
+from sim.solvers.rigid.elements import EQ_JOINT
 from sim.solvers.rigid.model import BOX, CAPSULE, DOF_SIZE, PLANE, ModelArrays
 
 
@@ -44,75 +46,156 @@ class ConstantLoader:
                         f[i][c] = ti.cast(src[off + i * width + c], f.dtype)
 
 
+class _Constants:
+    """Allocates one constant field per model array as it is declared, then loads them all."""
+
+    def __init__(self, arrays: dict, ti_float):
+        self.arrays, self.ti_float, self.declared = arrays, ti_float, {}
+
+    def __call__(self, key: str):
+        self.declared[key] = _field(self.arrays[key], self.ti_float)
+        return self.declared[key]
+
+    def load(self):
+        missing = sorted(set(self.arrays) - set(self.declared))
+        if missing:
+            raise RuntimeError(f"model arrays without a RigidData field: {missing}")
+        keys = list(self.declared)
+        for start in range(0, len(keys), 24):  # Taichi warns when unrolling more than 32 fields
+            chunk = keys[start:start + 24]
+            ConstantLoader([self.declared[k] for k in chunk], [self.arrays[k] for k in chunk]).load()
+
+
 @ti.data_oriented
 class RigidData:
     def __init__(self, model: ModelArrays, pairs: np.ndarray, batch: int, state: dict, ti_float,
                  max_contacts: int, options, dt: float, gravity):
         arrays = model.arrays()
         arrays.update(derived_arrays(model), pair_geoms=pairs.astype(np.int32))
-        for key, arr in arrays.items():
-            setattr(self, key, _field(arr, ti_float))
-        keys = list(arrays)
-        for start in range(0, len(keys), 24):  # Taichi warns when unrolling more than 32 fields
-            chunk = keys[start:start + 24]
-            ConstantLoader([getattr(self, k) for k in chunk], [arrays[k] for k in chunk]).load()
+        c = _Constants(arrays, ti_float)
+        # ---- model constants (index 0 of bodies = the world)
+        self.body_parent, self.body_pos, self.body_quat = c("body_parent"), c("body_pos"), c("body_quat")
+        self.body_ipos, self.body_iquat = c("body_ipos"), c("body_iquat")
+        self.body_mass, self.body_inertia = c("body_mass"), c("body_inertia")
+        self.body_jntadr, self.body_jntnum, self.body_static = c("body_jntadr"), c("body_jntnum"), c("body_static")
+        self.body_lastdof = c("body_lastdof")       # nearest dof up the body's chain (-1: none)
+        self.body_gravcomp = c("body_gravcomp")     # fraction of gravity compensated (1: gravity off)
+        self.jnt_type, self.jnt_qadr, self.jnt_dadr = c("jnt_type"), c("jnt_qadr"), c("jnt_dadr")
+        self.jnt_dofnum = c("jnt_dofnum")           # dofs of the joint (DOF_SIZE of its type)
+        self.jnt_pos, self.jnt_axis = c("jnt_pos"), c("jnt_axis")
+        self.jnt_limited, self.jnt_range = c("jnt_limited"), c("jnt_range")
+        self.jnt_stiffness, self.jnt_springref, self.jnt_qref = c("jnt_stiffness"), c("jnt_springref"), c("jnt_qref")
+        self.jnt_margin = c("jnt_margin")
+        self.dof_body, self.dof_parent, self.dof_jnt = c("dof_body"), c("dof_parent"), c("dof_jnt")
+        self.dof_armature, self.dof_damping = c("dof_armature"), c("dof_damping")
+        self.dof_kp, self.dof_kv, self.dof_mode, self.dof_target = c("dof_kp"), c("dof_kv"), c("dof_mode"), c("dof_target")
+        self.dof_force_lo, self.dof_force_hi = c("dof_force_lo"), c("dof_force_hi")
+        self.dof_target_lo, self.dof_target_hi = c("dof_target_lo"), c("dof_target_hi")
+        self.dof_frictionloss = c("dof_frictionloss")
+        self.dof_actfrc_lo, self.dof_actfrc_hi = c("dof_actfrc_lo"), c("dof_actfrc_hi")
+        # fixed tendons and their wraps (dof, qpos address, coefficient)
+        self.ten_adr, self.ten_num, self.ten_limited = c("ten_adr"), c("ten_num"), c("ten_limited")
+        self.ten_range, self.ten_margin = c("ten_range"), c("ten_margin")
+        self.ten_stiffness, self.ten_springlength = c("ten_stiffness"), c("ten_springlength")
+        self.ten_damping, self.ten_frictionloss = c("ten_damping"), c("ten_frictionloss")
+        self.wrap_dof, self.wrap_qadr, self.wrap_coef = c("wrap_dof"), c("wrap_qadr"), c("wrap_coef")
+        # MuJoCo actuators driven by `ctrl`
+        self.act_trntype, self.act_trnid, self.act_qadr = c("act_trntype"), c("act_trnid"), c("act_qadr")
+        self.act_gear, self.act_gain, self.act_bias = c("act_gear"), c("act_gain"), c("act_bias")
+        self.act_ctrlrange, self.act_forcerange = c("act_ctrlrange"), c("act_forcerange")
+        self.act_ctrl0 = c("act_ctrl0")
+        # equality constraints
+        self.eq_type, self.eq_obj, self.eq_data = c("eq_type"), c("eq_obj"), c("eq_data")
+        self.eq_ref, self.eq_timeconst = c("eq_ref"), c("eq_timeconst")
+        self.geom_type, self.geom_body = c("geom_type"), c("geom_body")
+        self.geom_pos, self.geom_quat, self.geom_size = c("geom_pos"), c("geom_quat"), c("geom_size")
+        self.geom_friction, self.geom_contype, self.geom_conaffinity = (c("geom_friction"), c("geom_contype"),
+                                                                        c("geom_conaffinity"))
+        self.geom_rbound = c("geom_rbound")         # bounding radius about the geom's centre
+        self.pair_geoms = c("pair_geoms")           # candidate geom pairs (npair, 2)
+        self.qpos0 = c("qpos0")
+        c.load()
         self.batch, self.nbody, self.njnt, self.nv = batch, model.nbody, model.njnt, model.nv
         self.ngeom, self.npair = model.ngeom, len(pairs)
+        self.ntendon, self.nact, self.neq = model.ntendon, model.nact, model.neq
         self.max_contacts = max_contacts
-        self.max_rows = 3 * max_contacts + 2 * int(np.sum(arrays["jnt_limited"]))  # contacts, then limits
+        self.max_rows = max(1, constraint_rows(model, max_contacts))
         self.dt = dt
         self.gravity = ti.Vector(list(gravity))
         self.iterations, self.baumgarte, self.slop = options.iterations, options.baumgarte, options.contact_slop
         self.margin = options.contact_margin
-        for name, f in state.items():
-            setattr(self, name, f)
 
+        # ---- state fields (owned by the scene, saved in checkpoints; see RigidSolver.state_specs)
+        self.qpos, self.dofs_vel = state["qpos"], state["dofs_vel"]
+        self.links_pos, self.links_quat = state["links_pos"], state["links_quat"]
+        self.ctrl_mode, self.ctrl_pos, self.ctrl_vel, self.ctrl_force = (state["ctrl_mode"], state["ctrl_pos"],
+                                                                         state["ctrl_vel"], state["ctrl_force"])
+        self.dofs_kp, self.dofs_kv = state["dofs_kp"], state["dofs_kv"]
+        self.ctrl = state["ctrl"]        # inputs of the MuJoCo actuators (act_*)
+
+        # ---- per-env working arrays, rebuilt every substep
         nb, nv, ng, nc, nr = self.nbody, max(self.nv, 1), max(self.ngeom, 1), max(max_contacts, 1), self.max_rows
         vec3 = lambda n: ti.Vector.field(3, ti_float, shape=(batch, n))  # noqa: E731
-        self.xpos, self.cinert_h, self.crb_h = vec3(nb), vec3(nb), vec3(nb)
-        self.xquat = ti.Vector.field(4, ti_float, shape=(batch, nb))
-        self.cinert_I = ti.Matrix.field(3, 3, ti_float, shape=(batch, nb))
-        self.crb_I = ti.Matrix.field(3, 3, ti_float, shape=(batch, nb))
-        self.crb_m = ti.field(ti_float, shape=(batch, nb))
-        self.cvel_ang, self.cvel_lin, self.cacc_ang, self.cacc_lin = vec3(nb), vec3(nb), vec3(nb), vec3(nb)
-        self.cfrc_ang, self.cfrc_lin = vec3(nb), vec3(nb)
+        per_dof = lambda: ti.field(ti_float, shape=(batch, nv))  # noqa: E731
+        # kinematics: body frames, spatial inertia about the origin, velocities, dof motion axes
+        self.xpos, self.xquat = vec3(nb), ti.Vector.field(4, ti_float, shape=(batch, nb))
+        self.cinert_h, self.cinert_I = vec3(nb), ti.Matrix.field(3, 3, ti_float, shape=(batch, nb))
+        self.cvel_ang, self.cvel_lin = vec3(nb), vec3(nb)
         self.cdof_ang, self.cdof_lin, self.cdofd_ang, self.cdofd_lin = vec3(nv), vec3(nv), vec3(nv), vec3(nv)
-        self.gxpos = vec3(ng)
-        self.gxmat = ti.Matrix.field(3, 3, ti_float, shape=(batch, ng))
-        self.mass = ti.field(ti_float, shape=(batch, nv, nv))
-        self.factor = ti.field(ti_float, shape=(batch, nv, nv))
-        self.bias = ti.field(ti_float, shape=(batch, nv))
-        self.qfrc = ti.field(ti_float, shape=(batch, nv))
-        self.qacc = ti.field(ti_float, shape=(batch, nv))
-        self.scratch = ti.field(ti_float, shape=(batch, nv))
+        self.gxpos, self.gxmat = vec3(ng), ti.Matrix.field(3, 3, ti_float, shape=(batch, ng))
+        # dynamics: composite inertia, RNE accelerations and forces, joint-space quantities
+        self.crb_m, self.crb_h = ti.field(ti_float, shape=(batch, nb)), vec3(nb)
+        self.crb_I = ti.Matrix.field(3, 3, ti_float, shape=(batch, nb))
+        self.cacc_ang, self.cacc_lin, self.cfrc_ang, self.cfrc_lin = vec3(nb), vec3(nb), vec3(nb), vec3(nb)
+        self.mass = ti.field(ti_float, shape=(batch, nv, nv))     # M (with armature)
+        self.factor = ti.field(ti_float, shape=(batch, nv, nv))   # L^T D L of H = M + dt * diag(implicit_gain)
+        self.bias = per_dof()            # C(q, qd) qd + g (MuJoCo's qfrc_bias)
+        self.qfrc_smooth = per_dof()     # passive + control - bias (MuJoCo's qfrc_smooth)
+        self.implicit_gain = per_dof()   # damping + servo kv taken implicitly into H
+        self.qacc = per_dof()
+        self.act_qfrc = per_dof()        # actuator forces before the joints' actuatorfrcrange
+        self.ten_length = ti.field(ti_float, shape=(batch, max(self.ntendon, 1)))
+        self.ten_vel = ti.field(ti_float, shape=(batch, max(self.ntendon, 1)))
+        # contacts
         self.con_count = ti.field(ti.i32, shape=batch)
         self.pair_margin = ti.field(ti_float, shape=batch)
         self.con_pos, self.con_normal = vec3(nc), vec3(nc)
-        self.con_depth = ti.field(ti_float, shape=(batch, nc))
-        self.con_mu = ti.field(ti_float, shape=(batch, nc))
+        self.con_depth, self.con_mu = ti.field(ti_float, shape=(batch, nc)), ti.field(ti_float, shape=(batch, nc))
         self.con_body = ti.Vector.field(2, ti.i32, shape=(batch, nc))
+        # constraint rows: Jacobian, W = H^-1 J^T, diagonal J W, target, impulse, friction bound, kind
         self.row_count = ti.field(ti.i32, shape=batch)
         self.row_J = ti.field(ti_float, shape=(batch, nr, nv))
         self.row_W = ti.field(ti_float, shape=(batch, nr, nv))
-        for name in ("row_A", "row_b", "row_lam", "row_mu"):
-            setattr(self, name, ti.field(ti_float, shape=(batch, nr)))
+        self.row_A, self.row_b = ti.field(ti_float, shape=(batch, nr)), ti.field(ti_float, shape=(batch, nr))
+        self.row_lam, self.row_mu = ti.field(ti_float, shape=(batch, nr)), ti.field(ti_float, shape=(batch, nr))
         self.row_kind = ti.field(ti.i32, shape=(batch, nr))
+        self.row_solve = per_dof()       # H^-1 J^T of the row being prepared
+
+
+def constraint_rows(model: ModelArrays, max_contacts: int) -> int:
+    """Most constraint rows one env can have: 3 per contact, 2 per limited joint or tendon,
+    1 per dof or tendon with frictionloss, 1 per joint equality, 3 per connect."""
+    eq_rows = sum(1 if t == EQ_JOINT else 3 for t in model.eq_type)
+    return (3 * max_contacts + 2 * (int(np.sum(model.jnt_limited)) + int(np.sum(model.ten_limited)))
+            + int(np.count_nonzero(model.dof_frictionloss)) + int(np.count_nonzero(model.ten_frictionloss)) + eq_rows)
 
 
 def derived_arrays(model: ModelArrays) -> dict[str, np.ndarray]:
-    """Indices the kernels walk (each body's nearest dof up its chain, each dof's joint) and
-    each geom's bounding radius about its centre."""
+    """Indices the kernels walk (each body's nearest dof up its chain, each dof's joint, each
+    joint's dof count) and each geom's bounding radius about its centre."""
     last = np.full(model.nbody, -1, dtype=np.int32)
     for d, b in enumerate(model.dof_body):
         last[b] = d
     for b in range(1, model.nbody):
         if last[b] < 0:
             last[b] = last[model.body_parent[b]]
+    dofnum = np.array([DOF_SIZE[t] for t in model.jnt_type], dtype=np.int32)
     dof_jnt = np.zeros(model.nv, dtype=np.int32)
     for j in range(model.njnt):
-        dof_jnt[model.jnt_dadr[j]:model.jnt_dadr[j] + DOF_SIZE[model.jnt_type[j]]] = j
+        dof_jnt[model.jnt_dadr[j]:model.jnt_dadr[j] + dofnum[j]] = j
     size = np.asarray(model.geom_size, dtype=np.float64).reshape(-1, 3)
     types = np.asarray(model.geom_type)
     rbound = np.where(types == BOX, np.linalg.norm(size, axis=1),
                       np.where(types == CAPSULE, size[:, 0] + size[:, 1], size[:, 0]))
-    return {"body_lastdof": last, "dof_jnt": dof_jnt, "geom_rbound": np.where(types == PLANE, 0.0, rbound)}
+    return {"body_lastdof": last, "dof_jnt": dof_jnt, "jnt_dofnum": dofnum,
+            "geom_rbound": np.where(types == PLANE, 0.0, rbound)}

@@ -1,11 +1,15 @@
 """Joint-space dynamics, one launch per stage for all envs:
 
 - `mass_matrix`: composite rigid body algorithm (MuJoCo's mj_crb), plus armature;
-- `bias_forces`: recursive Newton-Euler with zero joint accelerations (mj_rne): C(q, qd) qd + g;
-- `smooth_acceleration`: passive forces (joint damping, stiffness), PD / velocity / force
-  control, then qacc = H^-1 (forces - bias) with H = M + dt * diag(damping + kv): damping and
-  the kv of servos not at their force limit are integrated implicitly, as MuJoCo's
-  implicitfast integrator does (its Euler integrator does the same for joint damping alone).
+- `bias_forces`: recursive Newton-Euler with zero joint accelerations (mj_rne): C(q, qd) qd + g,
+  less the gravity of bodies with gravcomp (MuJoCo adds that back as a passive force instead);
+- `smooth_acceleration`: passive forces (joint and tendon damping and springs), MuJoCo
+  actuators driven by `ctrl` and the Genesis PD / velocity / force dof controllers (their sum
+  clamped to each joint's actuatorfrcrange), then qacc = H^-1 (forces - bias) with
+  H = M + dt * diag(damping + kv): damping and the kv of servos not at their force limit are
+  integrated implicitly, as MuJoCo's implicitfast integrator does (its Euler integrator does
+  the same for joint damping alone). Tendon damping and tendon actuators' kv enter H on the
+  diagonal only.
 
 H is factored as L^T D L along the dof tree (MuJoCo's mj_factorM layout: only ancestors of
 a dof are touched, so several robots in one scene cost no more than each alone).
@@ -14,6 +18,7 @@ a dof are touched, so several robots in one scene cost no more than each alone).
 import taichi as ti
 
 from sim.solvers.rigid.math3d import cross_force, inertia_apply
+from sim.solvers.rigid.elements import TRN_JOINT
 from sim.solvers.rigid.model import CTRL_FORCE, CTRL_POSITION, HINGE, SLIDE
 
 
@@ -57,17 +62,16 @@ def bias_forces(d: ti.template()):
             a_ang, a_lin = d.cacc_ang[e, p], d.cacc_lin[e, p]
             for j in range(d.body_jntnum[i]):
                 jnt = d.body_jntadr[i] + j
-                n = 1
-                if d.jnt_type[jnt] == 0:
-                    n = 6
-                elif d.jnt_type[jnt] == 1:
-                    n = 3
-                for k in range(d.jnt_dadr[jnt], d.jnt_dadr[jnt] + n):
+                for k in range(d.jnt_dadr[jnt], d.jnt_dadr[jnt] + d.jnt_dofnum[jnt]):
                     a_ang += d.cdofd_ang[e, k] * d.dofs_vel[e, k]
                     a_lin += d.cdofd_lin[e, k] * d.dofs_vel[e, k]
             d.cacc_ang[e, i], d.cacc_lin[e, i] = a_ang, a_lin
             m, h, inertia = d.body_mass[i], d.cinert_h[e, i], d.cinert_I[e, i]
             f_ang, f_lin = inertia_apply(m, h, inertia, a_ang, a_lin)
+            gc = d.body_gravcomp[i]
+            if gc != 0:  # gravcomp (or the file's gravity flag off): gravity's wrench on the body removed
+                f_ang += gc * h.cross(d.gravity)
+                f_lin += gc * m * d.gravity
             p_ang, p_lin = inertia_apply(m, h, inertia, d.cvel_ang[e, i], d.cvel_lin[e, i])
             c_ang, c_lin = cross_force(d.cvel_ang[e, i], d.cvel_lin[e, i], p_ang, p_lin)
             d.cfrc_ang[e, i], d.cfrc_lin[e, i] = f_ang + c_ang, f_lin + c_lin
@@ -82,13 +86,71 @@ def bias_forces(d: ti.template()):
             d.bias[e, k] = d.cdof_ang[e, k].dot(d.cfrc_ang[e, b]) + d.cdof_lin[e, k].dot(d.cfrc_lin[e, b])
 
 
+@ti.func
+def _tendons(d: ti.template(), e):
+    """Fixed tendons: length and velocity, and their spring (dead band between the two spring
+    lengths) and damper forces into qfrc_smooth; damping also taken implicitly (diagonal)."""
+    for t in range(d.ntendon):
+        length, vel = 0.0, 0.0
+        for w in range(d.ten_adr[t], d.ten_adr[t] + d.ten_num[t]):
+            length += d.wrap_coef[w] * d.qpos[e, d.wrap_qadr[w]]
+            vel += d.wrap_coef[w] * d.dofs_vel[e, d.wrap_dof[w]]
+        d.ten_length[e, t], d.ten_vel[e, t] = length, vel
+        lo, hi = d.ten_springlength[t][0], d.ten_springlength[t][1]
+        stretch = 0.0
+        if length < lo:
+            stretch = length - lo
+        elif length > hi:
+            stretch = length - hi
+        force = -d.ten_stiffness[t] * stretch - d.ten_damping[t] * vel
+        for w in range(d.ten_adr[t], d.ten_adr[t] + d.ten_num[t]):
+            k, coef = d.wrap_dof[w], d.wrap_coef[w]
+            d.qfrc_smooth[e, k] += coef * force
+            d.implicit_gain[e, k] += d.ten_damping[t] * coef * coef
+
+
+@ti.func
+def _actuators(d: ti.template(), e):
+    """MuJoCo actuators (act_*): force = gain ctrl + b0 + b1 length + b2 velocity, ctrl and
+    force clamped, through gear (and tendon coefficients) into act_qfrc; -b2 of an unclamped
+    actuator taken implicitly (diagonal), as implicitfast does."""
+    for a in range(d.nact):
+        gear, t = d.act_gear[a], d.act_trnid[a]
+        length, vel = 0.0, 0.0
+        if d.act_trntype[a] == TRN_JOINT:
+            length, vel = gear * d.qpos[e, d.act_qadr[a]], gear * d.dofs_vel[e, t]
+        else:
+            length, vel = gear * d.ten_length[e, t], gear * d.ten_vel[e, t]
+        ctrl = ti.min(ti.max(d.ctrl[e, a], d.act_ctrlrange[a][0]), d.act_ctrlrange[a][1])
+        bias = d.act_bias[a]
+        force = d.act_gain[a] * ctrl + bias[0] + bias[1] * length + bias[2] * vel
+        clamped = ti.min(ti.max(force, d.act_forcerange[a][0]), d.act_forcerange[a][1])
+        implicit = 0.0
+        if clamped == force:
+            implicit = -bias[2]
+        if d.act_trntype[a] == TRN_JOINT:
+            d.act_qfrc[e, t] += gear * clamped
+            d.implicit_gain[e, t] += implicit * gear * gear
+        else:
+            for w in range(d.ten_adr[t], d.ten_adr[t] + d.ten_num[t]):
+                k, arm = d.wrap_dof[w], gear * d.wrap_coef[w]
+                d.act_qfrc[e, k] += arm * clamped
+                d.implicit_gain[e, k] += implicit * arm * arm
+
+
 @ti.kernel
 def smooth_acceleration(d: ti.template(), dt: float):
     for e in range(d.batch):
         for k in range(d.nv):
+            d.qfrc_smooth[e, k] = 0.0
+            d.act_qfrc[e, k] = 0.0
+            d.implicit_gain[e, k] = d.dof_damping[k]  # velocity gains taken into H
+        _tendons(d, e)
+        _actuators(d, e)
+        for k in range(d.nv):
             j = d.dof_jnt[k]
             vel = d.dofs_vel[e, k]
-            force = -d.dof_damping[k] * vel
+            force = d.qfrc_smooth[e, k] - d.dof_damping[k] * vel
             jt = d.jnt_type[j]
             q = d.qpos[e, d.jnt_qadr[j]]
             if jt == HINGE or jt == SLIDE:
@@ -102,18 +164,18 @@ def smooth_acceleration(d: ti.template(), dt: float):
                 target = ti.min(ti.max(d.ctrl_vel[e, k], d.dof_target_lo[k]), d.dof_target_hi[k])
                 ctrl = d.dofs_kv[e, k] * (target - vel)
             clamped = ti.min(ti.max(ctrl, d.dof_force_lo[k]), d.dof_force_hi[k])
-            d.qfrc[e, k] = force + clamped - d.bias[e, k]
-            gain = d.dof_damping[k]  # velocity gain taken into H
-            if mode != CTRL_FORCE and clamped == ctrl:
-                gain += d.dofs_kv[e, k]
-            d.scratch[e, k] = gain
+            actuation = d.act_qfrc[e, k] + clamped
+            limited = ti.min(ti.max(actuation, d.dof_actfrc_lo[k]), d.dof_actfrc_hi[k])
+            d.qfrc_smooth[e, k] = force + limited - d.bias[e, k]
+            if mode != CTRL_FORCE and clamped == ctrl and limited == actuation:
+                d.implicit_gain[e, k] += d.dofs_kv[e, k]
         for a in range(d.nv):
             for b in range(d.nv):
                 d.factor[e, a, b] = d.mass[e, a, b]
-            d.factor[e, a, a] += dt * d.scratch[e, a]
+            d.factor[e, a, a] += dt * d.implicit_gain[e, a]
         factor_ldl(d, e)
         for k in range(d.nv):
-            d.qacc[e, k] = d.qfrc[e, k]
+            d.qacc[e, k] = d.qfrc_smooth[e, k]
         solve_ldl(d, e, d.qacc)
 
 

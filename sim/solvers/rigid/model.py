@@ -1,6 +1,7 @@
-"""MJCF -> flat numpy arrays, through MuJoCo's own compiler (`mujoco.MjModel`).
+"""MJCF / URDF -> flat numpy arrays, through MuJoCo's own compiler (`mujoco.MjModel`, see
+loader.py; tendons, actuators, equalities and flags in elements.py).
 
-Every entity (an MJCF file, or a Box / Sphere / Plane morph written as a tiny MJCF string)
+Every entity (an MJCF or URDF file, or a Box / Sphere / Plane morph written as a tiny MJCF string)
 is compiled by MuJoCo, checked for elements we do not simulate, and appended to one
 combined `ModelArrays`: one kinematic tree rooted at the world body 0, bodies in
 topological order (parents first), as MuJoCo orders them.
@@ -8,8 +9,6 @@ topological order (parents first), as MuJoCo orders them.
 
 from __future__ import annotations
 
-import hashlib
-import os
 from dataclasses import dataclass, field
 
 import mujoco
@@ -32,14 +31,14 @@ def check_supported(m: mujoco.MjModel, source: str) -> None:
     def refuse(what):
         raise ValueError(f"{source}: {what} is not supported by the rigid solver")
 
-    for count, what in [(m.ntendon, "tendon"), (m.neq, "equality constraint"), (m.nflex, "flex"),
+    for count, what in [(m.nflex, "flex"),
                         (m.npair, "contact pair"), (m.nexclude, "contact exclude"),
-                        (m.nmocap, "mocap body"), (m.nplugin, "plugin"), (m.na, "actuator with activation (dyntype)")]:
+                        (m.nmocap, "mocap body"), (m.nplugin, "plugin")]:
         if count:
             refuse(f"<{what}> ({count} of them)")
-    for i in range(m.nbody):
-        if m.body_gravcomp[i] != 0:
-            refuse(f"gravcomp on {_name(m, mujoco.mjtObj.mjOBJ_BODY, i, 'body')}")
+    from sim.solvers.rigid.elements import check_elements
+
+    check_elements(m, source)
     for j in range(m.njnt):
         jname = _name(m, mujoco.mjtObj.mjOBJ_JOINT, j, "joint")
         jt = int(m.jnt_type[j])
@@ -47,48 +46,25 @@ def check_supported(m: mujoco.MjModel, source: str) -> None:
             refuse(f"stiffness on {'free' if jt == FREE else 'ball'} {jname}")
         if jt == BALL and m.jnt_limited[j]:
             refuse(f"range (limit) on ball {jname}")
-        if m.jnt_actfrclimited[j]:
-            refuse(f"actuatorfrcrange on {jname}")
     for d in range(m.nv):
-        if m.dof_frictionloss[d] != 0:
-            refuse(f"frictionloss on dof {d} ({_name(m, mujoco.mjtObj.mjOBJ_JOINT, int(m.dof_jntid[d]), 'joint')})")
+        if m.dof_frictionloss[d] != 0 and int(m.jnt_type[m.dof_jntid[d]]) not in (HINGE, SLIDE):
+            refuse(f"frictionloss on free/ball {_name(m, mujoco.mjtObj.mjOBJ_JOINT, int(m.dof_jntid[d]), 'joint')}")
     for g in range(m.ngeom):
         gt = int(m.geom_type[g])
         colliding = m.geom_contype[g] != 0 or m.geom_conaffinity[g] != 0
         if colliding and gt not in (PLANE, SPHERE, CAPSULE, BOX):
             refuse(f"colliding {GEOM_NAMES.get(gt, gt)} {_name(m, mujoco.mjtObj.mjOBJ_GEOM, g, 'geom')} "
                    f"(collision supports plane, sphere, capsule, box; set contype=conaffinity=0 for visual geoms)")
-    joints = [int(j) for j in m.actuator_trnid[:, 0]]
-    for a in range(m.nu):
-        aname = _name(m, mujoco.mjtObj.mjOBJ_ACTUATOR, a, "actuator")
-        if joints.count(joints[a]) > 1:
-            refuse(f"a second actuator ({aname}) on {_name(m, mujoco.mjtObj.mjOBJ_JOINT, joints[a], 'joint')}")
-        if m.actuator_trntype[a] != mujoco.mjtTrn.mjTRN_JOINT:
-            refuse(f"non-joint transmission of {aname}")
-        jt = int(m.jnt_type[m.actuator_trnid[a, 0]])
-        if jt not in (HINGE, SLIDE):
-            refuse(f"{aname} on a free/ball joint")
-        if m.actuator_gaintype[a] != mujoco.mjtGain.mjGAIN_FIXED:
-            refuse(f"gaintype of {aname}")
-        gain, bias = m.actuator_gainprm[a], m.actuator_biasprm[a]
-        if m.actuator_biastype[a] == mujoco.mjtBias.mjBIAS_NONE:
-            pass  # motor
-        elif m.actuator_biastype[a] == mujoco.mjtBias.mjBIAS_AFFINE and bias[0] == 0 and bias[1] == -gain[0]:
-            pass  # position servo: kp * (ctrl - q) - kv * qdot
-        elif (m.actuator_biastype[a] == mujoco.mjtBias.mjBIAS_AFFINE and bias[0] == 0 and bias[1] == 0
-              and bias[2] == -gain[0]):
-            pass  # velocity servo: kv * (ctrl - qdot)
-        else:
-            refuse(f"gain/bias combination of {aname} (only motor, position and velocity actuators)")
-        if m.actuator_gear[a, 0] != 1 or np.any(m.actuator_gear[a, 1:] != 0):
-            refuse(f"gear != 1 on {aname}")
 
 
 _INT_KEYS = {"body_parent", "body_jntadr", "body_jntnum", "body_static", "jnt_type", "jnt_qadr", "jnt_dadr",
              "jnt_limited", "dof_body", "dof_parent", "dof_mode", "geom_type", "geom_body", "geom_contype",
-             "geom_conaffinity"}
+             "geom_conaffinity", "ten_adr", "ten_num", "ten_limited", "wrap_dof", "wrap_qadr", "act_trntype",
+             "act_trnid", "act_qadr", "eq_type", "eq_obj"}
 
-_WIDTHS = {"jnt_pos": 3, "jnt_axis": 3, "jnt_range": 2, "geom_pos": 3, "geom_quat": 4, "geom_size": 3}
+_WIDTHS = {"jnt_pos": 3, "jnt_axis": 3, "jnt_range": 2, "geom_pos": 3, "geom_quat": 4, "geom_size": 3,
+           "ten_range": 2, "ten_springlength": 2, "act_bias": 3, "act_ctrlrange": 2, "act_forcerange": 2,
+           "eq_obj": 2, "eq_data": 6, "eq_ref": 2}
 
 
 @dataclass
@@ -106,6 +82,7 @@ class ModelArrays:
     body_jntnum: list = field(default_factory=lambda: [0])
     body_static: list = field(default_factory=lambda: [1])
     body_names: list = field(default_factory=lambda: ["world"])
+    body_gravcomp: list = field(default_factory=lambda: [0.0])   # 1: gravity compensated (or disabled)
     jnt_type: list = field(default_factory=list)
     jnt_qadr: list = field(default_factory=list)
     jnt_dadr: list = field(default_factory=list)
@@ -116,6 +93,7 @@ class ModelArrays:
     jnt_stiffness: list = field(default_factory=list)
     jnt_springref: list = field(default_factory=list)
     jnt_qref: list = field(default_factory=list)
+    jnt_margin: list = field(default_factory=list)
     dof_body: list = field(default_factory=list)
     dof_parent: list = field(default_factory=list)
     dof_armature: list = field(default_factory=list)
@@ -128,6 +106,9 @@ class ModelArrays:
     dof_force_hi: list = field(default_factory=list)
     dof_target_lo: list = field(default_factory=list)
     dof_target_hi: list = field(default_factory=list)
+    dof_frictionloss: list = field(default_factory=list)
+    dof_actfrc_lo: list = field(default_factory=list)   # joint actuatorfrcrange (total actuator force)
+    dof_actfrc_hi: list = field(default_factory=list)
     geom_type: list = field(default_factory=list)
     geom_body: list = field(default_factory=list)
     geom_pos: list = field(default_factory=list)
@@ -137,6 +118,35 @@ class ModelArrays:
     geom_contype: list = field(default_factory=list)
     geom_conaffinity: list = field(default_factory=list)
     qpos0: list = field(default_factory=list)
+    # fixed tendons: wraps ten_adr .. ten_adr + ten_num of (dof, qpos address, coefficient)
+    ten_adr: list = field(default_factory=list)
+    ten_num: list = field(default_factory=list)
+    ten_limited: list = field(default_factory=list)
+    ten_range: list = field(default_factory=list)
+    ten_margin: list = field(default_factory=list)
+    ten_stiffness: list = field(default_factory=list)
+    ten_springlength: list = field(default_factory=list)
+    ten_damping: list = field(default_factory=list)
+    ten_frictionloss: list = field(default_factory=list)
+    wrap_dof: list = field(default_factory=list)
+    wrap_qadr: list = field(default_factory=list)
+    wrap_coef: list = field(default_factory=list)
+    # MuJoCo actuators driven by the `ctrl` state field (see elements.py)
+    act_trntype: list = field(default_factory=list)
+    act_trnid: list = field(default_factory=list)       # global dof, or global tendon
+    act_qadr: list = field(default_factory=list)        # qpos address of a joint transmission
+    act_gear: list = field(default_factory=list)
+    act_gain: list = field(default_factory=list)
+    act_bias: list = field(default_factory=list)
+    act_ctrlrange: list = field(default_factory=list)
+    act_forcerange: list = field(default_factory=list)
+    act_ctrl0: list = field(default_factory=list)      # initial ctrl (keyframe "home")
+    # equality constraints: joint (obj = joints, data = polynomial) or connect (obj = bodies, data = anchors)
+    eq_type: list = field(default_factory=list)
+    eq_obj: list = field(default_factory=list)
+    eq_data: list = field(default_factory=list)
+    eq_ref: list = field(default_factory=list)
+    eq_timeconst: list = field(default_factory=list)
 
     @property
     def nbody(self):
@@ -157,6 +167,18 @@ class ModelArrays:
     @property
     def ngeom(self):
         return len(self.geom_type)
+
+    @property
+    def ntendon(self):
+        return len(self.ten_adr)
+
+    @property
+    def nact(self):
+        return len(self.act_trnid)
+
+    @property
+    def neq(self):
+        return len(self.eq_type)
 
     def arrays(self) -> dict[str, np.ndarray]:
         """Every list as a numpy array (float64 / int32), with empty arrays shaped right."""
@@ -181,9 +203,14 @@ def quat_rotate(q, v) -> np.ndarray:
     return out
 
 
-def append_model(model: ModelArrays, m: mujoco.MjModel, pos, quat, qpos_init=None) -> dict:
+def append_model(model: ModelArrays, m: mujoco.MjModel, pos, quat, qpos_init=None, ctrl_init=None,
+                 source: str = "model") -> dict:
     """Append a compiled MuJoCo model, its root bodies placed at (pos, quat). Returns the
-    entity's index ranges into the combined model."""
+    entity's index ranges into the combined model and its actuator map."""
+    from sim.solvers.rigid.elements import SHORTHAND_MOTOR, SHORTHAND_POSITION, append_elements, disabled_flags
+
+    disabled = disabled_flags(m, source)
+    no_passive = {"spring", "damper"} <= disabled  # MuJoCo then skips all passive forces, gravcomp too
     b0, j0, d0, q0, g0 = model.nbody - 1, model.njnt, model.nv, model.nq, model.ngeom
     pos, quat = np.asarray(pos, dtype=np.float64), np.asarray(quat, dtype=np.float64)
     qpos = np.array(m.qpos0 if qpos_init is None else qpos_init, dtype=np.float64)
@@ -207,6 +234,7 @@ def append_model(model: ModelArrays, m: mujoco.MjModel, pos, quat, qpos_init=Non
         model.body_jntnum.append(int(m.body_jntnum[b]))
         model.body_static.append(int(m.body_jntnum[b] == 0 and model.body_static[gbody(parent)]))
         model.body_names.append(mujoco.mj_id2name(m, mujoco.mjtObj.mjOBJ_BODY, b) or f"body{b}")
+        model.body_gravcomp.append(1.0 if "gravity" in disabled else 0.0 if no_passive else float(m.body_gravcomp[b]))
     for j in range(m.njnt):
         jt, qa = int(m.jnt_type[j]), int(m.jnt_qposadr[j])
         if jt == FREE and m.body_parentid[m.jnt_bodyid[j]] == 0:  # free roots move with the morph pose
@@ -217,9 +245,10 @@ def append_model(model: ModelArrays, m: mujoco.MjModel, pos, quat, qpos_init=Non
         model.jnt_dadr.append(int(m.jnt_dofadr[j]) + d0)
         model.jnt_pos.append(m.jnt_pos[j].copy())
         model.jnt_axis.append(m.jnt_axis[j].copy())
-        model.jnt_limited.append(int(m.jnt_limited[j]))
+        model.jnt_limited.append(int(m.jnt_limited[j] and "limit" not in disabled))
+        model.jnt_margin.append(float(m.jnt_margin[j]))
         model.jnt_range.append(m.jnt_range[j].copy())
-        model.jnt_stiffness.append(float(m.jnt_stiffness[j]))
+        model.jnt_stiffness.append(0.0 if "spring" in disabled else float(m.jnt_stiffness[j]))
         model.jnt_springref.append(float(m.qpos_spring[qa]))
         model.jnt_qref.append(float(m.qpos0[qa]) if jt in (HINGE, SLIDE) else 0.0)
     target = np.zeros(m.nv)
@@ -229,28 +258,40 @@ def append_model(model: ModelArrays, m: mujoco.MjModel, pos, quat, qpos_init=Non
     kp, kv, mode = np.zeros(m.nv), np.zeros(m.nv), np.zeros(m.nv, dtype=np.int32)
     lo, hi = np.full(m.nv, -np.inf), np.full(m.nv, np.inf)
     target_lo, target_hi = np.full(m.nv, -np.inf), np.full(m.nv, np.inf)
-    for a in range(m.nu):
-        d = int(m.jnt_dofadr[m.actuator_trnid[a, 0]])
-        gain, bias = m.actuator_gainprm[a], m.actuator_biasprm[a]
-        if m.actuator_biastype[a] == mujoco.mjtBias.mjBIAS_NONE:
+    elements = append_elements(model, m, d0, q0, b0, j0, disabled,
+                               np.zeros(m.nu) if ctrl_init is None else np.asarray(ctrl_init, dtype=np.float64))
+    for a, entry in enumerate(elements["actuators"]):
+        if entry[0] != "dof":
+            continue
+        _, d, kind, gear, gain = entry  # the dof's force is gear * (actuator force), see elements.py
+        bias = m.actuator_biasprm[a]
+        if kind == SHORTHAND_MOTOR:
             mode[d] = CTRL_FORCE
-            if m.actuator_ctrllimited[a]:
-                lo[d], hi[d] = np.sort(m.actuator_ctrlrange[a] * gain[0])
-        elif bias[1] != 0:
-            mode[d], kp[d], kv[d] = CTRL_POSITION, gain[0], -bias[2]
+            if m.actuator_ctrllimited[a] and "clampctrl" not in disabled:
+                lo[d], hi[d] = np.sort(m.actuator_ctrlrange[a] * gain * gear)
+        elif kind == SHORTHAND_POSITION:
+            mode[d], kp[d], kv[d] = CTRL_POSITION, gain * gear ** 2, -bias[2] * gear ** 2
         else:
-            mode[d], kv[d] = CTRL_VELOCITY, gain[0]
+            mode[d], kv[d] = CTRL_VELOCITY, gain * gear ** 2
             target[d] = 0.0
-        if mode[d] != CTRL_FORCE and m.actuator_ctrllimited[a]:  # MuJoCo clamps the servo's target
-            target_lo[d], target_hi[d] = m.actuator_ctrlrange[a]
+        if kind != SHORTHAND_MOTOR and m.actuator_ctrllimited[a] and "clampctrl" not in disabled:
+            target_lo[d], target_hi[d] = np.sort(m.actuator_ctrlrange[a] / gear)  # MuJoCo clamps the target
         if m.actuator_forcelimited[a]:
-            lo[d], hi[d] = max(lo[d], m.actuator_forcerange[a, 0]), min(hi[d], m.actuator_forcerange[a, 1])
+            flo, fhi = np.sort(m.actuator_forcerange[a] * gear)
+            lo[d], hi[d] = max(lo[d], flo), min(hi[d], fhi)
+        if "actuation" in disabled:
+            lo[d] = hi[d] = 0.0
     for d in range(m.nv):
         parent = int(m.dof_parentid[d])
         model.dof_body.append(gbody(int(m.dof_bodyid[d])))
         model.dof_parent.append(parent + d0 if parent >= 0 else -1)
         model.dof_armature.append(float(m.dof_armature[d]))
-        model.dof_damping.append(float(m.dof_damping[d]))
+        model.dof_damping.append(0.0 if "damper" in disabled else float(m.dof_damping[d]))
+        model.dof_frictionloss.append(0.0 if "frictionloss" in disabled else float(m.dof_frictionloss[d]))
+        j = int(m.dof_jntid[d])
+        frc = m.jnt_actfrcrange[j] if m.jnt_actfrclimited[j] else (-np.inf, np.inf)
+        model.dof_actfrc_lo.append(0.0 if "actuation" in disabled else float(frc[0]))
+        model.dof_actfrc_hi.append(0.0 if "actuation" in disabled else float(frc[1]))
     model.dof_kp += kp.tolist()
     model.dof_kv += kv.tolist()
     model.dof_mode += mode.tolist()
@@ -277,21 +318,8 @@ def append_model(model: ModelArrays, m: mujoco.MjModel, pos, quat, qpos_init=Non
         model.geom_conaffinity.append(int(m.geom_conaffinity[g]))
     model.qpos0 += qpos.tolist()
     return {"links": (b0 + 1, b0 + m.nbody), "dofs": (d0, d0 + m.nv), "qs": (q0, q0 + m.nq),
-            "geoms": (g0, model.ngeom), "link_names": [model.body_names[b] for b in range(b0 + 1, b0 + m.nbody)]}
-
-
-def load_mjcf(path: str) -> tuple[mujoco.MjModel, np.ndarray]:
-    """Compile an MJCF file; returns the model and its initial qpos (keyframe "home" if any)."""
-    try:
-        m = mujoco.MjModel.from_xml_path(path)
-    except ValueError as e:
-        raise ValueError(f"MuJoCo could not compile {path}: {e}") from None
-    check_supported(m, os.path.basename(path))
-    qpos = m.qpos0.copy()
-    key = mujoco.mj_name2id(m, mujoco.mjtObj.mjOBJ_KEY, "home")
-    if key >= 0:
-        qpos = m.key_qpos[key].copy()
-    return m, qpos
+            "geoms": (g0, model.ngeom), "link_names": [model.body_names[b] for b in range(b0 + 1, b0 + m.nbody)],
+            "actuators": elements["actuators"], "ctrl": elements["ctrl"]}
 
 
 def primitive_xml(morph, rho: float, friction: float) -> str:
@@ -318,10 +346,3 @@ def primitive_xml(morph, rho: float, friction: float) -> str:
 
 def _v(values) -> str:
     return " ".join(repr(float(v)) for v in values)
-
-
-def file_fingerprint(path: str) -> dict:
-    """The basename and content hash of a model file: the same model anywhere on any machine."""
-    with open(path, "rb") as f:
-        digest = hashlib.sha256(f.read()).hexdigest()
-    return {"file": os.path.basename(path), "sha256": digest}

@@ -18,9 +18,10 @@ from sim import morphs, runtime
 from sim.solvers.base import FLOAT, FieldSpec, Solver, register_solver, to_plain
 from sim.solvers.rigid import collision, constraint, dynamics, integrator, kinematics
 from sim.solvers.rigid.data import RigidData
-from sim.solvers.rigid.entity import RigidEntity
-from sim.solvers.rigid.model import (BOX, CAPSULE, PLANE, SPHERE, ModelArrays, append_model, file_fingerprint,
-                                     load_mjcf, primitive_xml)
+from sim.solvers.rigid.entity import RigidEntity, write_entries
+from sim.solvers.rigid.loader import compile_morph, morph_fingerprint, morph_source
+from sim.solvers.rigid.model import (BOX, CAPSULE, CTRL_FORCE, CTRL_POSITION, CTRL_VELOCITY, PLANE, SPHERE,
+                                     ModelArrays, append_model, primitive_xml)
 
 logger = logging.getLogger("sim")
 
@@ -80,22 +81,25 @@ class RigidSolver(Solver):
         super().__init__(scene, options, sim_options)
         self.model = ModelArrays()
         self.data: RigidData | None = None
+        self.actuator_maps: list[dict] = []  # per entity: how its MJCF actuators are driven
 
     # ------------------------------------------------------------------ construction
     def add_entity(self, morph, material):
         if not isinstance(material, Rigid):
             raise TypeError(f"RigidSolver takes gs.materials.Rigid, got {type(material).__name__}")
-        if isinstance(morph, morphs.MJCF):
-            m, qpos = load_mjcf(morph.file)
-            self._warn_options(m, morph.file)
+        if isinstance(morph, (morphs.MJCF, morphs.URDF)):
+            m, qpos, ctrl = compile_morph(morph)
+            source = morph_source(morph)
+            self._warn_options(m, source)
             pose = (morph.pos, morph.quat)
         elif isinstance(morph, (morphs.Box, morphs.Sphere, morphs.Plane)):
-            m, qpos = mujoco.MjModel.from_xml_string(primitive_xml(morph, material.rho, material.friction)), None
-            pose = ((0.0, 0.0, 0.0), (1.0, 0.0, 0.0, 0.0))
+            m, qpos, ctrl = mujoco.MjModel.from_xml_string(primitive_xml(morph, material.rho, material.friction)), None, None
+            pose, source = ((0.0, 0.0, 0.0), (1.0, 0.0, 0.0, 0.0)), type(morph).__name__
         else:
-            raise TypeError(f"the rigid solver takes MJCF, Box, Sphere or Plane morphs, got {type(morph).__name__}")
-        ranges = append_model(self.model, m, *pose, qpos_init=qpos)
+            raise TypeError(f"the rigid solver takes MJCF, URDF, Box, Sphere or Plane morphs, got {type(morph).__name__}")
+        ranges = append_model(self.model, m, *pose, qpos_init=qpos, ctrl_init=ctrl, source=source)
         entity = RigidEntity(self, morph, material, len(self.entities), ranges)
+        self.actuator_maps.append(ranges)
         self.entities.append(entity)
         return entity
 
@@ -106,6 +110,11 @@ class RigidSolver(Solver):
         if not np.isclose(m.opt.timestep, self.sim_options.dt / self.sim_options.substeps):
             logger.warning("%s sets timestep %g; the scene's SimOptions dt/substeps %g is used", path,
                            m.opt.timestep, self.sim_options.dt / self.sim_options.substeps)
+        if int(m.opt.integrator) in (int(mujoco.mjtIntegrator.mjINT_RK4), int(mujoco.mjtIntegrator.mjINT_IMPLICIT)):
+            # (not Euler: ours differs from it only in taking servo kv implicitly)
+            logger.warning("%s sets integrator %s; the rigid solver steps semi-implicit Euler with damping and "
+                           "servo gains implicit (as implicitfast)", path,
+                           mujoco.mjtIntegrator(m.opt.integrator).name.removeprefix("mjINT_").lower())
 
     def describe(self) -> dict:
         """Like Solver.describe, but an MJCF file is named by basename and content hash, so a
@@ -113,8 +122,8 @@ class RigidSolver(Solver):
         entities = []
         for e in self.entities:
             morph = to_plain(e.morph)
-            if isinstance(e.morph, morphs.MJCF):
-                morph.update(file_fingerprint(e.morph.file))
+            if isinstance(e.morph, (morphs.MJCF, morphs.URDF)):
+                morph.update(morph_fingerprint(e.morph))
             entities.append({"morph": morph, "material": to_plain(e.material)})
         return {"options": to_plain(self.options), "entities": entities}
 
@@ -127,7 +136,8 @@ class RigidSolver(Solver):
         return [FieldSpec("qpos", (nq,)), FieldSpec("dofs_vel", (nv,)),
                 FieldSpec("links_pos", (nl,), FLOAT, (3,)), FieldSpec("links_quat", (nl,), FLOAT, (4,)),
                 FieldSpec("ctrl_mode", (nv,), "int32"), FieldSpec("ctrl_pos", (nv,)), FieldSpec("ctrl_vel", (nv,)),
-                FieldSpec("ctrl_force", (nv,)), FieldSpec("dofs_kp", (nv,)), FieldSpec("dofs_kv", (nv,))]
+                FieldSpec("ctrl_force", (nv,)), FieldSpec("dofs_kp", (nv,)), FieldSpec("dofs_kv", (nv,)),
+                FieldSpec("ctrl", (max(self.model.nact, 1),))]
 
     def candidate_pairs(self) -> np.ndarray:
         """Geom pairs that may touch (MuJoCo's rules: not on one body, not both static, not
@@ -160,13 +170,41 @@ class RigidSolver(Solver):
                               self.options, dt, self.sim_options.gravity)
         self.state = state
         init = {"qpos": mdl.qpos0, "ctrl_mode": mdl.dof_mode, "ctrl_pos": mdl.dof_target,
-                "dofs_kp": mdl.dof_kp, "dofs_kv": mdl.dof_kv}
+                "dofs_kp": mdl.dof_kp, "dofs_kv": mdl.dof_kv, "ctrl": mdl.act_ctrl0}
         for name, values in init.items():
             field = state[name]
             row = np.zeros(field.shape[1:], dtype=np.int32 if name == "ctrl_mode" else runtime.config().np_float)
             row[:len(values)] = values
             field.from_numpy(np.ascontiguousarray(np.broadcast_to(row, field.shape)))
         self.update_links()
+
+    def control_actuators(self, entity, ctrl, envs_idx=None) -> None:
+        """Drive an MJCF / URDF entity through its own actuators, in file order, as MuJoCo's
+        `data.ctrl` does: shorthand joint actuators set their dof's controller (position target
+        ctrl / gear, velocity target ctrl / gear, or force gear * gain * ctrl); the others take
+        `ctrl` as it is (see elements.py). Checked before anything is written."""
+        amap = self.actuator_maps[entity.idx]["actuators"]
+        envs, unbatched = entity._scene_envs(envs_idx)
+        values = entity._values(ctrl, len(envs), len(amap), unbatched, "ctrl")
+        cols = {name: ([], []) for name in ("ctrl_pos", "ctrl_vel", "ctrl_force", "ctrl")}
+        modes = ([], [])
+        for a, entry in enumerate(amap):
+            if entry[0] == "ctrl":
+                cols["ctrl"][0].append(entry[1])
+                cols["ctrl"][1].append(values[:, a])
+                continue
+            _, dof, kind, gear, gain = entry
+            name, mode, scale = {"position": ("ctrl_pos", CTRL_POSITION, 1 / gear),
+                                 "velocity": ("ctrl_vel", CTRL_VELOCITY, 1 / gear),
+                                 "motor": ("ctrl_force", CTRL_FORCE, gear * gain)}[kind]
+            cols[name][0].append(dof + entity.dof_start)
+            cols[name][1].append(values[:, a] * scale)
+            modes[0].append(dof + entity.dof_start)
+            modes[1].append(np.full(len(envs), mode))
+        for name, (idx, vals) in list(cols.items()) + [("ctrl_mode", modes)]:
+            if idx:
+                write_entries(self.state[name], np.ascontiguousarray(np.stack(vals, axis=1), dtype=np.float64),
+                              envs, np.asarray(idx, dtype=np.int32))
 
     # ------------------------------------------------------------------ stepping
     def update_links(self):

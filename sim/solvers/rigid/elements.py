@@ -1,0 +1,206 @@
+"""MuJoCo model elements beyond the kinematic tree, read from a compiled `mujoco.MjModel`:
+`<option><flag>` values, actuators, fixed tendons and equality constraints.
+
+Flags are per model file (an entity), as MuJoCo has them per model. Honoured here:
+gravity, limit, frictionloss, actuation, equality, spring, damper, clampctrl. Accepted with no
+effect (nothing they change exists here): warmstart, sensor, refsafe (a time constant below two
+steps is always raised to two steps), autoreset, island, and the energy / fwdinv / invdiscrete
+enable flags. Contact-related flags (contact, constraint, filterparent, midphase, nativeccd,
+multiccd, override) are the collision module's. Anything else set is refused by name.
+
+Actuators: a joint actuator that is a shorthand of MuJoCo's general actuator (motor: gain only;
+position: bias = (0, -kp, -kv); velocity: bias = (0, 0, -kv)), alone on its hinge or slide joint,
+becomes that dof's Genesis-style controller (control_dofs_position / _velocity / _force), its
+gear folded in (kp gear^2, target ctrl / gear, force ranges times gear). Every other affine
+actuator (general gain/bias, tendon transmission, several on one joint) is a MuJoCo actuator
+driven by the `ctrl` state field: force = gain ctrl + b0 + b1 length + b2 velocity, clamped to
+forcerange, applied through gear (times the tendon's coefficients).
+"""
+
+from __future__ import annotations
+
+import mujoco
+import numpy as np
+
+from sim.solvers.rigid.model import HINGE, SLIDE
+
+DSBL = mujoco.mjtDisableBit
+HONOURED = {"gravity": DSBL.mjDSBL_GRAVITY, "limit": DSBL.mjDSBL_LIMIT, "frictionloss": DSBL.mjDSBL_FRICTIONLOSS,
+            "actuation": DSBL.mjDSBL_ACTUATION, "equality": DSBL.mjDSBL_EQUALITY, "spring": DSBL.mjDSBL_SPRING,
+            "damper": DSBL.mjDSBL_DAMPER, "clampctrl": DSBL.mjDSBL_CLAMPCTRL}
+NO_EFFECT = {DSBL.mjDSBL_WARMSTART, DSBL.mjDSBL_SENSOR, DSBL.mjDSBL_REFSAFE, DSBL.mjDSBL_AUTORESET,
+             DSBL.mjDSBL_ISLAND}
+COLLISION_FLAGS = {DSBL.mjDSBL_CONTACT, DSBL.mjDSBL_CONSTRAINT, DSBL.mjDSBL_FILTERPARENT, DSBL.mjDSBL_MIDPHASE,
+                   DSBL.mjDSBL_NATIVECCD, DSBL.mjDSBL_MULTICCD}
+ENBL = mujoco.mjtEnableBit
+ENABLE_NO_EFFECT = {ENBL.mjENBL_ENERGY, ENBL.mjENBL_FWDINV, ENBL.mjENBL_INVDISCRETE}
+COLLISION_ENABLE = {ENBL.mjENBL_OVERRIDE}
+
+TRN_JOINT, TRN_TENDON = 0, 1
+EQ_JOINT, EQ_CONNECT = 0, 1
+SHORTHAND_MOTOR, SHORTHAND_POSITION, SHORTHAND_VELOCITY = "motor", "position", "velocity"
+
+
+def _name(m, objtype, i: int, kind: str) -> str:
+    name = mujoco.mj_id2name(m, objtype, i)
+    return f"{kind} {name!r}" if name else f"{kind} #{i}"
+
+
+def _flag_name(bit) -> str:
+    return bit.name.split("_", 1)[1].lower()
+
+
+def disabled_flags(m: mujoco.MjModel, source: str) -> set[str]:
+    """The honoured flags this file disables; refuses a flag set that nothing here honours."""
+    def refuse(what):
+        raise ValueError(f"{source}: <option><flag {what}/> is not supported by the rigid solver")
+
+    out = set()
+    for bit in DSBL.__members__.values():
+        if bit == DSBL.mjNDISABLE or not m.opt.disableflags & int(bit):
+            continue
+        name = _flag_name(bit)
+        if name in HONOURED:
+            out.add(name)
+        elif bit not in NO_EFFECT and bit not in COLLISION_FLAGS:
+            refuse(f'{name}="disable"')
+    for bit in ENBL.__members__.values():
+        if bit != ENBL.mjNENABLE and m.opt.enableflags & int(bit) and bit not in ENABLE_NO_EFFECT | COLLISION_ENABLE:
+            refuse(f'{_flag_name(bit)}="enable"')
+    return out
+
+
+def actuator_shorthand(m: mujoco.MjModel, a: int) -> str | None:
+    """motor / position / velocity when actuator a is that shorthand on a hinge or slide joint."""
+    if m.actuator_trntype[a] != int(mujoco.mjtTrn.mjTRN_JOINT) or int(m.jnt_type[m.actuator_trnid[a, 0]]) not in (HINGE, SLIDE):
+        return None
+    gain, bias, bt = m.actuator_gainprm[a], m.actuator_biasprm[a], m.actuator_biastype[a]
+    if m.actuator_gaintype[a] != int(mujoco.mjtGain.mjGAIN_FIXED) or m.actuator_gear[a, 0] == 0:
+        return None
+    if bt == int(mujoco.mjtBias.mjBIAS_NONE) or (bt == int(mujoco.mjtBias.mjBIAS_AFFINE) and not np.any(bias[:3])):
+        return SHORTHAND_MOTOR
+    if bt == int(mujoco.mjtBias.mjBIAS_AFFINE) and bias[0] == 0 and bias[1] == -gain[0] and gain[0] != 0:
+        return SHORTHAND_POSITION
+    if bt == int(mujoco.mjtBias.mjBIAS_AFFINE) and bias[0] == 0 and bias[1] == 0 and bias[2] == -gain[0] and gain[0] != 0:
+        return SHORTHAND_VELOCITY
+    return None
+
+
+def dof_controlled(m: mujoco.MjModel) -> list[bool]:
+    """Per actuator: does it become its dof's Genesis-style controller (see module docstring)?"""
+    joints = [int(j) if t == int(mujoco.mjtTrn.mjTRN_JOINT) else -1 for j, t in zip(m.actuator_trnid[:, 0],
+                                                                           m.actuator_trntype)]
+    return [actuator_shorthand(m, a) is not None and joints.count(joints[a]) == 1 for a in range(m.nu)]
+
+
+def check_elements(m: mujoco.MjModel, source: str) -> None:
+    """Raise ValueError naming the first actuator, tendon, equality or joint attribute this
+    solver would not simulate."""
+    def refuse(what):
+        raise ValueError(f"{source}: {what} is not supported by the rigid solver")
+
+    disabled_flags(m, source)
+    if m.na:
+        refuse(f"actuator activation dynamics (dyntype; {m.na} activation states)")
+    for a in range(m.nu):
+        aname = _name(m, mujoco.mjtObj.mjOBJ_ACTUATOR, a, "actuator")
+        trn = m.actuator_trntype[a]
+        if trn not in (int(mujoco.mjtTrn.mjTRN_JOINT), int(mujoco.mjtTrn.mjTRN_TENDON)):
+            refuse(f"{mujoco.mjtTrn(trn).name.removeprefix('mjTRN_').lower()} transmission of {aname}")
+        if trn == int(mujoco.mjtTrn.mjTRN_JOINT) and int(m.jnt_type[m.actuator_trnid[a, 0]]) not in (HINGE, SLIDE):
+            refuse(f"{aname} on a free/ball joint")
+        if m.actuator_dyntype[a] != int(mujoco.mjtDyn.mjDYN_NONE):
+            refuse(f"dyntype={mujoco.mjtDyn(m.actuator_dyntype[a]).name.removeprefix('mjDYN_').lower()} of {aname}")
+        if m.actuator_gaintype[a] != int(mujoco.mjtGain.mjGAIN_FIXED):
+            refuse(f"gaintype={mujoco.mjtGain(m.actuator_gaintype[a]).name.removeprefix('mjGAIN_').lower()} of {aname}")
+        if m.actuator_biastype[a] not in (int(mujoco.mjtBias.mjBIAS_NONE), int(mujoco.mjtBias.mjBIAS_AFFINE)):
+            refuse(f"biastype={mujoco.mjtBias(m.actuator_biastype[a]).name.removeprefix('mjBIAS_').lower()} of {aname}")
+        if np.any(m.actuator_gear[a, 1:] != 0):
+            refuse(f"gear beyond its first component on {aname}")
+        if m.actuator_actlimited[a] or m.actuator_actearly[a]:
+            refuse(f"actlimited/actearly on {aname}")
+    for t in range(m.ntendon):
+        tname = _name(m, mujoco.mjtObj.mjOBJ_TENDON, t, "tendon")
+        for w in range(m.tendon_adr[t], m.tendon_adr[t] + m.tendon_num[t]):
+            if m.wrap_type[w] != int(mujoco.mjtWrap.mjWRAP_JOINT):
+                refuse(f"spatial {tname} (only fixed tendons)")
+            if int(m.jnt_type[m.wrap_objid[w]]) not in (HINGE, SLIDE):
+                refuse(f"{tname} over a free/ball joint")
+        if m.tendon_armature[t] != 0:
+            refuse(f"armature on {tname}")
+    for e in range(m.neq):
+        ename = _name(m, mujoco.mjtObj.mjOBJ_EQUALITY, e, "equality")
+        kind = m.eq_type[e]
+        if kind not in (int(mujoco.mjtEq.mjEQ_JOINT), int(mujoco.mjtEq.mjEQ_CONNECT)):
+            refuse(f"<{mujoco.mjtEq(kind).name.removeprefix('mjEQ_').lower()}> {ename} (joint and connect only)")
+        if kind == int(mujoco.mjtEq.mjEQ_JOINT):
+            for obj in (m.eq_obj1id[e], m.eq_obj2id[e]):
+                if obj >= 0 and int(m.jnt_type[obj]) not in (HINGE, SLIDE):
+                    refuse(f"joint {ename} on a free/ball joint")
+        if kind == int(mujoco.mjtEq.mjEQ_CONNECT) and m.eq_objtype[e] != int(mujoco.mjtObj.mjOBJ_BODY):
+            refuse(f"site-based connect {ename}")
+    for j in range(m.njnt):
+        if m.jnt_actgravcomp[j]:
+            refuse(f"actuatorgravcomp on {_name(m, mujoco.mjtObj.mjOBJ_JOINT, j, 'joint')}")
+
+
+def append_elements(model, m: mujoco.MjModel, d0: int, q0: int, b0: int, j0: int, disabled: set[str],
+                    ctrl0: np.ndarray) -> dict:
+    """Append tendons, general actuators and equality constraints of one compiled model to
+    the combined `model` (offsets d0 / q0 / b0 / j0 of its dofs, qpos, bodies, joints).
+    Returns the entity's actuator map (see RigidSolver.control_actuators)."""
+    t0, u0 = len(model.ten_adr), len(model.act_trnid)
+    for t in range(m.ntendon):
+        model.ten_adr.append(len(model.wrap_dof))
+        model.ten_num.append(int(m.tendon_num[t]))
+        for w in range(m.tendon_adr[t], m.tendon_adr[t] + m.tendon_num[t]):
+            j = int(m.wrap_objid[w])
+            model.wrap_dof.append(int(m.jnt_dofadr[j]) + d0)
+            model.wrap_qadr.append(int(m.jnt_qposadr[j]) + q0)
+            model.wrap_coef.append(float(m.wrap_prm[w]))
+        model.ten_limited.append(int(m.tendon_limited[t] and "limit" not in disabled))
+        model.ten_range.append(m.tendon_range[t].copy())
+        model.ten_margin.append(float(m.tendon_margin[t]))
+        model.ten_stiffness.append(0.0 if "spring" in disabled else float(m.tendon_stiffness[t]))
+        model.ten_springlength.append(m.tendon_lengthspring[t].copy())
+        model.ten_damping.append(0.0 if "damper" in disabled else float(m.tendon_damping[t]))
+        model.ten_frictionloss.append(0.0 if "frictionloss" in disabled else float(m.tendon_frictionloss[t]))
+    actuators = []
+    for a, as_dof in enumerate(dof_controlled(m)):
+        gear = float(m.actuator_gear[a, 0])
+        if as_dof:
+            dof = int(m.jnt_dofadr[m.actuator_trnid[a, 0]])
+            actuators.append(("dof", dof, actuator_shorthand(m, a), gear, float(m.actuator_gainprm[a, 0])))
+            continue
+        actuators.append(("ctrl", len(model.act_trnid)))
+        tendon = m.actuator_trntype[a] == int(mujoco.mjtTrn.mjTRN_TENDON)
+        model.act_trntype.append(TRN_TENDON if tendon else TRN_JOINT)
+        target = int(m.actuator_trnid[a, 0])
+        model.act_trnid.append(target + t0 if tendon else int(m.jnt_dofadr[target]) + d0)
+        model.act_qadr.append(0 if tendon else int(m.jnt_qposadr[target]) + q0)
+        off = "actuation" in disabled
+        model.act_gear.append(gear)
+        model.act_ctrl0.append(float(ctrl0[a]))
+        model.act_gain.append(0.0 if off else float(m.actuator_gainprm[a, 0]))
+        model.act_bias.append(np.zeros(3) if off or m.actuator_biastype[a] == int(mujoco.mjtBias.mjBIAS_NONE)
+                              else m.actuator_biasprm[a, :3].copy())
+        clamp = m.actuator_ctrllimited[a] and "clampctrl" not in disabled
+        model.act_ctrlrange.append(m.actuator_ctrlrange[a].copy() if clamp else np.array([-np.inf, np.inf]))
+        model.act_forcerange.append(m.actuator_forcerange[a].copy() if m.actuator_forcelimited[a]
+                                    else np.array([-np.inf, np.inf]))
+    if "equality" not in disabled:
+        for e in range(m.neq):
+            if m.eq_type[e] == int(mujoco.mjtEq.mjEQ_JOINT):
+                j1, j2 = int(m.eq_obj1id[e]), int(m.eq_obj2id[e])
+                model.eq_type.append(EQ_JOINT)
+                model.eq_obj.append([j1 + j0, j2 + j0 if j2 >= 0 else -1])
+                model.eq_data.append(np.r_[m.eq_data[e, :5], 0.0])
+                model.eq_ref.append([m.qpos0[m.jnt_qposadr[j1]], m.qpos0[m.jnt_qposadr[j2]] if j2 >= 0 else 0.0])
+            else:
+                b1, b2 = int(m.eq_obj1id[e]), int(m.eq_obj2id[e])
+                model.eq_type.append(EQ_CONNECT)
+                model.eq_obj.append([b1 + b0 if b1 else 0, b2 + b0 if b2 else 0])
+                model.eq_data.append(m.eq_data[e, :6].copy())
+                model.eq_ref.append([0.0, 0.0])
+            model.eq_timeconst.append(float(m.eq_solref[e, 0]))
+    return {"actuators": actuators, "ctrl": (u0, len(model.act_trnid))}
