@@ -4,7 +4,7 @@ per-env working arrays. Kernels in the stage modules take a `RigidData` as a tem
 import numpy as np
 import taichi as ti
 
-from sim.solvers.rigid.model import BOX, CAPSULE, DOF_SIZE, PLANE, ModelArrays
+from sim.solvers.rigid.model import DOF_SIZE, ModelArrays
 
 
 def _field(arr: np.ndarray, ti_float):
@@ -46,10 +46,10 @@ class ConstantLoader:
 
 @ti.data_oriented
 class RigidData:
-    def __init__(self, model: ModelArrays, pairs: np.ndarray, batch: int, state: dict, ti_float,
+    def __init__(self, model: ModelArrays, pairs, batch: int, state: dict, ti_float,
                  max_contacts: int, options, dt: float, gravity):
         arrays = model.arrays()
-        arrays.update(derived_arrays(model), pair_geoms=pairs.astype(np.int32))
+        arrays.update(derived_arrays(model), **pairs.arrays)
         for key, arr in arrays.items():
             setattr(self, key, _field(arr, ti_float))
         keys = list(arrays)
@@ -57,7 +57,7 @@ class RigidData:
             chunk = keys[start:start + 24]
             ConstantLoader([getattr(self, k) for k in chunk], [arrays[k] for k in chunk]).load()
         self.batch, self.nbody, self.njnt, self.nv = batch, model.nbody, model.njnt, model.nv
-        self.ngeom, self.npair = model.ngeom, len(pairs)
+        self.ngeom, self.npair, self.npair_primitive = model.ngeom, len(pairs.arrays["pair_geoms"]), pairs.n_primitive
         self.max_contacts = max_contacts
         self.max_rows = 3 * max_contacts + 2 * int(np.sum(arrays["jnt_limited"]))  # contacts, then limits
         self.dt = dt
@@ -86,7 +86,6 @@ class RigidData:
         self.qacc = ti.field(ti_float, shape=(batch, nv))
         self.scratch = ti.field(ti_float, shape=(batch, nv))
         self.con_count = ti.field(ti.i32, shape=batch)
-        self.pair_margin = ti.field(ti_float, shape=batch)
         self.con_pos, self.con_normal = vec3(nc), vec3(nc)
         self.con_depth = ti.field(ti_float, shape=(batch, nc))
         self.con_mu = ti.field(ti_float, shape=(batch, nc))
@@ -98,10 +97,17 @@ class RigidData:
             setattr(self, name, ti.field(ti_float, shape=(batch, nr)))
         self.row_kind = ti.field(ti.i32, shape=(batch, nr))
 
+        # collision: per-env scratch of the pair being tested (see collision.detect_contacts)
+        self.pair_margin = ti.field(ti_float, shape=batch)   # report gaps below this
+        self.pair_offset_e = ti.field(ti_float, shape=batch)  # the pair's margin - gap
+        self.pair_mu_e = ti.field(ti_float, shape=batch)
+        self.slot_key = ti.field(ti_float, shape=(batch, 5))   # a convex pair's contact patch (convex.patch)
+        self.slot_depth = ti.field(ti_float, shape=(batch, 5))
+        self.slot_pos = ti.Vector.field(3, ti_float, shape=(batch, 5))
+
 
 def derived_arrays(model: ModelArrays) -> dict[str, np.ndarray]:
-    """Indices the kernels walk (each body's nearest dof up its chain, each dof's joint) and
-    each geom's bounding radius about its centre."""
+    """Indices the kernels walk: each body's nearest dof up its chain, each dof's joint."""
     last = np.full(model.nbody, -1, dtype=np.int32)
     for d, b in enumerate(model.dof_body):
         last[b] = d
@@ -111,8 +117,4 @@ def derived_arrays(model: ModelArrays) -> dict[str, np.ndarray]:
     dof_jnt = np.zeros(model.nv, dtype=np.int32)
     for j in range(model.njnt):
         dof_jnt[model.jnt_dadr[j]:model.jnt_dadr[j] + DOF_SIZE[model.jnt_type[j]]] = j
-    size = np.asarray(model.geom_size, dtype=np.float64).reshape(-1, 3)
-    types = np.asarray(model.geom_type)
-    rbound = np.where(types == BOX, np.linalg.norm(size, axis=1),
-                      np.where(types == CAPSULE, size[:, 0] + size[:, 1], size[:, 0]))
-    return {"body_lastdof": last, "dof_jnt": dof_jnt, "geom_rbound": np.where(types == PLANE, 0.0, rbound)}
+    return {"body_lastdof": last, "dof_jnt": dof_jnt}
