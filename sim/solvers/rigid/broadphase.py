@@ -22,7 +22,7 @@ import numpy as np
 
 from sim.solvers.rigid.geometry import BOX, CAPSULE, PLANE, SPHERE
 
-CONVEX_CONTACTS = 5  # the deepest point and the extremes of the contact patch along two tangents
+CONVEX_CONTACTS = 4  # the corners of the contact patch (convex.patch)
 # pairs with an exact path in collision.detect_primitive, and their most contacts; all others go
 # through convex.detect
 PRIMITIVE = {(PLANE, SPHERE): 1, (PLANE, CAPSULE): 2, (PLANE, BOX): 8, (SPHERE, SPHERE): 1, (SPHERE, CAPSULE): 1,

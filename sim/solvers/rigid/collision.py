@@ -9,7 +9,7 @@ sphere-sphere 1, sphere-capsule 1, capsule-capsule 1 (closest points of the segm
 sphere-box 1, capsule-box up to 3 (spheres on the segment: see `_capsule_box`), box-box up
 to 8 (corners of one box against the face of least overlap of the other, chosen by a
 separating-axis test over face normals: edge-edge contact between two boxes is an
-approximation, found only through corners), any other pair up to 5.
+approximation, found only through corners), any other pair up to 4.
 A contact is reported while the gap is below the margin plus the distance the two geoms
 could close in one step at their current speeds, so the solver can stop bodies from closing
 more than the gap (speculative contact: no tunnelling, no impact penetration, no jitter).

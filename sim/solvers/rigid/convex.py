@@ -11,16 +11,16 @@ MPR runs on geom 1 inflated by the pair's reporting margin, so a pair closer tha
 is found too (speculative contacts) and its gap is the margin minus MPR's depth.
 Multi-contact: a face resting on a face touches along a patch, and one point would let it
 rock. The feature points of each geom near its extreme along the MPR normal are tested
-against the other geom's signed distance; of those within the margin, the deepest and the
-extremes along two tangents of the normal (at most 5 contacts with the MPR point) are kept.
+against the other geom's signed distance; of those within the margin, at most four spanning
+the patch are kept (see `patch`).
 """
 
 import taichi as ti
 
 from sim.solvers.rigid.geometry import BOX, CAPSULE, CYLINDER, ELLIPSOID, MESH, PLANE, SPHERE
-from sim.solvers.rigid.math3d import tangent_frame
 
 _MPR_ITERATIONS = 40
+_DEPTH_WEIGHT = 4.0
 
 
 @ti.func
@@ -245,44 +245,48 @@ def add_contact(d: ti.template(), e, pos, normal, depth, g1, g2):
 @ti.func
 def patch(d: ti.template(), e, g1, g2, normal, depth, point):
     """Reports the contacts of a touching pair (normal from g1 to g2; the MPR point `point` at
-    `depth`): see the module doc."""
-    t1, t2 = tangent_frame(normal)
-    # slots (per-env fields): 0 the deepest, 1..4 the extremes along +t1, -t1, +t2, -t2
-    for s in ti.static(range(5)):
-        d.slot_key[e, s] = -1e30
-        d.slot_depth[e, s] = depth
-        d.slot_pos[e, s] = point
-    d.slot_key[e, 0] = depth
-    band = depth + d.pair_margin[e] + 1e-6
-    for side in range(2):
-        g, other, towards = g2, g1, -normal  # towards: from g to the other geom
-        if side == 1:
-            g, other, towards = g1, g2, normal
-        extreme = support(d, e, g, towards).dot(towards)
-        if d.geom_type[g] == CAPSULE:
-            extreme -= d.geom_size[g][0]
-        for i in range(feature_count(d, g)):
-            p, radius = feature_point(d, e, g, i, towards)
-            if p.dot(towards) >= extreme - band:
-                surface = p + radius * towards
-                gap = signed_distance(d, e, other, surface)
-                if gap < d.pair_margin[e]:
-                    c = surface + 0.5 * gap * towards
-                    keys = ti.Vector([-gap, c.dot(t1), -c.dot(t1), c.dot(t2), -c.dot(t2)])
-                    for s in ti.static(range(5)):
-                        if keys[s] > d.slot_key[e, s] + 1e-9:
-                            d.slot_key[e, s] = keys[s]
-                            d.slot_depth[e, s] = -gap
-                            d.slot_pos[e, s] = c
+    `depth`): see the module doc. Four passes over the candidate feature points pick, as
+    MuJoCo's plane-convex collider does, the deepest point P0, the point farthest from P0
+    (P1), and the farthest points on either side of the line P0-P1 (P2, P3); a deeper point
+    counts as farther (by _DEPTH_WEIGHT), so on a curved face the points that are about to
+    touch are kept and the speculative contacts stop them, not only the patch's outline."""
     tolerance = 1e-4 + 1e-3 * d.geom_rbound[g2]
-    for s in range(5):
-        if d.slot_key[e, s] > -1e30:
-            duplicate = False
-            for r in range(s):
-                if d.slot_key[e, r] > -1e30 and (d.slot_pos[e, s] - d.slot_pos[e, r]).norm() < tolerance:
-                    duplicate = True
-            if not duplicate:
-                add_contact(d, e, d.slot_pos[e, s], normal, d.slot_depth[e, s], g1, g2)
+    band = depth + d.pair_margin[e] + 1e-6
+    for k in range(4):
+        d.slot_key[e, k] = depth if k == 0 else tolerance
+        d.slot_depth[e, k] = depth
+        d.slot_pos[e, k] = point
+        d.slot_used[e, k] = 1 if k == 0 else 0
+        p0, p1 = d.slot_pos[e, 0], d.slot_pos[e, 1]
+        for side in range(2):
+            g, other, towards = g2, g1, -normal  # towards: from g to the other geom
+            if side == 1:
+                g, other, towards = g1, g2, normal
+            extreme = support(d, e, g, towards).dot(towards)
+            if d.geom_type[g] == CAPSULE:
+                extreme -= d.geom_size[g][0]
+            for i in range(feature_count(d, g)):
+                p, radius = feature_point(d, e, g, i, towards)
+                if p.dot(towards) >= extreme - band:
+                    surface = p + radius * towards
+                    gap = signed_distance(d, e, other, surface)
+                    if gap < d.pair_margin[e]:
+                        c = surface + 0.5 * gap * towards
+                        key = -gap
+                        if k == 1:
+                            key = (c - p0).norm() - _DEPTH_WEIGHT * gap
+                        elif k >= 2:
+                            key = (c - p0).cross(p1 - p0).dot(normal) * (1.0 if k == 2 else -1.0)
+                            key = key / ((p1 - p0).norm() + 1e-30) - _DEPTH_WEIGHT * gap
+                        if key > d.slot_key[e, k] + 1e-9:
+                            d.slot_key[e, k] = key
+                            d.slot_depth[e, k] = -gap
+                            d.slot_pos[e, k] = c
+                            d.slot_used[e, k] = 1
+        if d.slot_used[e, k]:
+            add_contact(d, e, d.slot_pos[e, k], normal, d.slot_depth[e, k], g1, g2)
+        elif k == 1:
+            break  # one point: no patch around it
 
 
 @ti.func

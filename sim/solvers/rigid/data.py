@@ -101,9 +101,10 @@ class RigidData:
         self.pair_margin = ti.field(ti_float, shape=batch)   # report gaps below this
         self.pair_offset_e = ti.field(ti_float, shape=batch)  # the pair's margin - gap
         self.pair_mu_e = ti.field(ti_float, shape=batch)
-        self.slot_key = ti.field(ti_float, shape=(batch, 5))   # a convex pair's contact patch (convex.patch)
-        self.slot_depth = ti.field(ti_float, shape=(batch, 5))
-        self.slot_pos = ti.Vector.field(3, ti_float, shape=(batch, 5))
+        self.slot_key = ti.field(ti_float, shape=(batch, 4))   # a convex pair's contact patch (convex.patch)
+        self.slot_depth = ti.field(ti_float, shape=(batch, 4))
+        self.slot_pos = ti.Vector.field(3, ti_float, shape=(batch, 4))
+        self.slot_used = ti.field(ti.i32, shape=(batch, 4))
 
 
 def derived_arrays(model: ModelArrays) -> dict[str, np.ndarray]:
