@@ -1,12 +1,15 @@
-"""Contact detection between primitive geoms, all envs in one launch (serial over the static
-list of candidate geom pairs within an env).
+"""Contact detection, all envs in one launch (serial over the candidate geom pairs within an env).
 
-Supported pairs and how many contacts each gives:
+Each candidate pair (see `broadphase`) is first pruned by bounding spheres; the narrow phase
+then has exact paths for the primitive pairs and `convex` (MPR + contact patch) for the rest
+(ellipsoid, cylinder, mesh against anything but a plane; plane-ellipsoid/cylinder/mesh use
+the exact plane path there). Contacts per pair:
 plane-sphere 1, plane-capsule 2 (its end caps), plane-box up to 8 (corners),
 sphere-sphere 1, sphere-capsule 1, capsule-capsule 1 (closest points of the segments),
-sphere-box 1, capsule-box up to 3 (spheres on the segment: see `_capsule_box`), box-box up to 8 (corners of one box against the face of least overlap of
-the other, chosen by a separating-axis test over face normals: edge-edge contact between
-two boxes is an approximation, found only through corners).
+sphere-box 1, capsule-box up to 3 (spheres on the segment: see `_capsule_box`), box-box up
+to 8 (corners of one box against the face of least overlap of the other, chosen by a
+separating-axis test over face normals: edge-edge contact between two boxes is an
+approximation, found only through corners), any other pair up to 4.
 A contact is reported while the gap is below the margin plus the distance the two geoms
 could close in one step at their current speeds, so the solver can stop bodies from closing
 more than the gap (speculative contact: no tunnelling, no impact penetration, no jitter).
@@ -15,23 +18,13 @@ Normals point from the first geom of the pair to the second.
 
 import taichi as ti
 
-from sim.solvers.rigid.model import BOX, CAPSULE, PLANE, SPHERE
+from sim.solvers.rigid import convex
+from sim.solvers.rigid.convex import add_contact
+from sim.solvers.rigid.geometry import BOX, CAPSULE, PLANE, SPHERE
 
 
 @ti.func
-def _add(d: ti.template(), e, pos, normal, depth, mu, g1, g2):
-    n = d.con_count[e]
-    if n < d.max_contacts:
-        d.con_pos[e, n] = pos
-        d.con_normal[e, n] = normal
-        d.con_depth[e, n] = depth
-        d.con_mu[e, n] = mu
-        d.con_body[e, n] = ti.Vector([d.geom_body[g1], d.geom_body[g2]])
-        d.con_count[e] = n + 1
-
-
-@ti.func
-def _sphere_sphere(d: ti.template(), e, c1, r1, c2, r2, mu, g1, g2):
+def _sphere_sphere(d: ti.template(), e, c1, r1, c2, r2, g1, g2):
     delta = c2 - c1
     dist = delta.norm()
     normal = ti.Vector([0.0, 0.0, 1.0])
@@ -39,7 +32,7 @@ def _sphere_sphere(d: ti.template(), e, c1, r1, c2, r2, mu, g1, g2):
         normal = delta / dist
     gap = dist - r1 - r2
     if gap < d.pair_margin[e]:
-        _add(d, e, c1 + normal * (r1 + 0.5 * gap), normal, -gap, mu, g1, g2)
+        add_contact(d, e, c1 + normal * (r1 + 0.5 * gap), normal, -gap, g1, g2)
 
 
 @ti.func
@@ -90,15 +83,15 @@ def _segments_closest(a0, a1, b0, b1):
 
 
 @ti.func
-def _plane_point(d: ti.template(), e, gp, p, r, mu, gp_idx, g2):
+def _plane_point(d: ti.template(), e, gp, p, r, gp_idx, g2):
     normal = ti.Vector([d.gxmat[e, gp][0, 2], d.gxmat[e, gp][1, 2], d.gxmat[e, gp][2, 2]])
     gap = normal.dot(p - d.gxpos[e, gp]) - r
     if gap < d.pair_margin[e]:
-        _add(d, e, p - normal * (r + 0.5 * gap), normal, -gap, mu, gp_idx, g2)
+        add_contact(d, e, p - normal * (r + 0.5 * gap), normal, -gap, gp_idx, g2)
 
 
 @ti.func
-def _sphere_box(d: ti.template(), e, c, r, gb, mu, g1, g2):
+def _sphere_box(d: ti.template(), e, c, r, gb, g1, g2):
     """Sphere (centre c, radius r, of geom g1) against box gb; normal from the sphere to the box."""
     rot = d.gxmat[e, gb]
     size = d.geom_size[gb]
@@ -123,11 +116,11 @@ def _sphere_box(d: ti.template(), e, c, r, gb, mu, g1, g2):
         normal = -(rot @ out)
         gap = -best - r
     if gap < d.pair_margin[e]:
-        _add(d, e, point, normal, -gap, mu, g1, g2)
+        add_contact(d, e, point, normal, -gap, g1, g2)
 
 
 @ti.func
-def _box_face_contacts(d: ti.template(), e, ga, gb, k, mu, g1, g2):
+def _box_face_contacts(d: ti.template(), e, ga, gb, k, g1, g2):
     """Corners of box gb against the face of box ga whose normal is ga's axis k (the face
     facing gb). Normals point from g1 to g2."""
     rot_a, rot_b = d.gxmat[e, ga], d.gxmat[e, gb]
@@ -149,11 +142,11 @@ def _box_face_contacts(d: ti.template(), e, ga, gb, k, mu, g1, g2):
             if j != k and ti.abs(local[j]) > sa[j] + d.margin:
                 inside = False
         if inside:
-            _add(d, e, p, normal, depth, mu, g1, g2)
+            add_contact(d, e, p, normal, depth, g1, g2)
 
 
 @ti.func
-def _box_box(d: ti.template(), e, g1, g2, mu):
+def _box_box(d: ti.template(), e, g1, g2):
     """Separating-axis test over the six face normals; the corners of one box are then tested
     against the face of least overlap of the other (edge-edge axes are not tried)."""
     rot_1, rot_2 = d.gxmat[e, g1], d.gxmat[e, g2]
@@ -176,7 +169,7 @@ def _box_box(d: ti.template(), e, g1, g2, mu):
         ga, gb = g1, g2
         if axis >= 3:
             ga, gb, axis = g2, g1, axis - 3
-        _box_face_contacts(d, e, ga, gb, axis, mu, g1, g2)
+        _box_face_contacts(d, e, ga, gb, axis, g1, g2)
 
 
 @ti.func
@@ -188,7 +181,7 @@ def _box_distance(d: ti.template(), e, gb, p):
 
 
 @ti.func
-def _capsule_box(d: ti.template(), e, g1, g2, mu):
+def _capsule_box(d: ti.template(), e, g1, g2):
     """Capsule g1 on box g2: three spheres on the segment, at its point closest to the box
     (alternating projections between the two convex sets) and at both ends of the stretch
     of segment that lies as close to the box (bisection: distance is convex along it), so a
@@ -216,7 +209,7 @@ def _capsule_box(d: ti.template(), e, g1, g2, mu):
                 param = inner
             else:
                 param = outer
-        _sphere_box(d, e, a + param * (b - a), r, g2, mu, g1, g2)
+        _sphere_box(d, e, a + param * (b - a), r, g2, g1, g2)
 
 
 @ti.func
@@ -227,46 +220,86 @@ def _speed_bound(d: ti.template(), e, g):
     return (d.cvel_lin[e, b] + w.cross(d.gxpos[e, g])).norm() + w.norm() * d.geom_rbound[g]
 
 
+@ti.func
+def _may_touch(d: ti.template(), e, g1, g2):
+    """Bounding-sphere test (g1 may be a plane): the broad phase's per-step pruning."""
+    reach = d.pair_margin[e] + d.geom_rbound[g2]
+    out = True
+    if d.geom_type[g1] == PLANE:
+        normal = ti.Vector([d.gxmat[e, g1][0, 2], d.gxmat[e, g1][1, 2], d.gxmat[e, g1][2, 2]])
+        out = normal.dot(d.gxpos[e, g2] - d.gxpos[e, g1]) < reach
+    else:
+        out = (d.gxpos[e, g2] - d.gxpos[e, g1]).norm() < reach + d.geom_rbound[g1]
+    return out
+
+
+@ti.func
+def _begin_pair(d: ti.template(), e, pr):
+    """Loads pair pr's parameters into the env's scratch; False if its bounding spheres are apart."""
+    g1, g2 = d.pair_geoms[pr][0], d.pair_geoms[pr][1]
+    d.pair_offset_e[e] = d.pair_offset[pr]
+    d.pair_mu_e[e] = d.pair_mu[pr]
+    # report contacts the pair could reach within this step, not only the near ones
+    d.pair_margin[e] = d.margin + d.pair_offset[pr] + d.dt * (_speed_bound(d, e, g1) + _speed_bound(d, e, g2))
+    return _may_touch(d, e, g1, g2)
+
+
 @ti.kernel
-def detect_contacts(d: ti.template()):
+def detect_primitive(d: ti.template()):
+    """Pairs [0, npair_primitive): the exact primitive paths. Starts each env's contact list."""
     for e in range(d.batch):
         d.con_count[e] = 0
-        for pr in range(d.npair):
+        for pr in range(d.npair_primitive):
+            if not _begin_pair(d, e, pr):
+                continue
             g1, g2 = d.pair_geoms[pr][0], d.pair_geoms[pr][1]
-            # report contacts the pair could reach within this step, not only the near ones
-            d.pair_margin[e] = d.margin + d.dt * (_speed_bound(d, e, g1) + _speed_bound(d, e, g2))
             t1, t2 = d.geom_type[g1], d.geom_type[g2]
-            mu = ti.max(d.geom_friction[g1], d.geom_friction[g2])
             c1, c2 = d.gxpos[e, g1], d.gxpos[e, g2]
             r1, r2 = d.geom_size[g1][0], d.geom_size[g2][0]
             if t1 == PLANE:
                 if t2 == SPHERE:
-                    _plane_point(d, e, g1, c2, r2, mu, g1, g2)
+                    _plane_point(d, e, g1, c2, r2, g1, g2)
                 elif t2 == CAPSULE:
                     a, b = _segment(d, e, g2)
                     for k in range(2):
-                        _plane_point(d, e, g1, a + float(k) * (b - a), r2, mu, g1, g2)
+                        _plane_point(d, e, g1, a + float(k) * (b - a), r2, g1, g2)
                 elif t2 == BOX:
                     for corner in range(8):
                         s = d.geom_size[g2]
                         offset = ti.Vector([s[0] * (1 - 2 * (corner & 1)), s[1] * (1 - (corner & 2)),
                                             s[2] * (1 - ((corner & 4) >> 1))])
-                        _plane_point(d, e, g1, c2 + d.gxmat[e, g2] @ offset, 0.0, mu, g1, g2)
+                        _plane_point(d, e, g1, c2 + d.gxmat[e, g2] @ offset, 0.0, g1, g2)
             elif t1 == SPHERE:
                 if t2 == SPHERE:
-                    _sphere_sphere(d, e, c1, r1, c2, r2, mu, g1, g2)
+                    _sphere_sphere(d, e, c1, r1, c2, r2, g1, g2)
                 elif t2 == CAPSULE:
                     a, b = _segment(d, e, g2)
-                    _sphere_sphere(d, e, c1, r1, _closest_on_segment(a, b, c1), r2, mu, g1, g2)
+                    _sphere_sphere(d, e, c1, r1, _closest_on_segment(a, b, c1), r2, g1, g2)
                 elif t2 == BOX:
-                    _sphere_box(d, e, c1, r1, g2, mu, g1, g2)
+                    _sphere_box(d, e, c1, r1, g2, g1, g2)
             elif t1 == CAPSULE:
-                a, b = _segment(d, e, g1)
                 if t2 == CAPSULE:
+                    a, b = _segment(d, e, g1)
                     a2, b2 = _segment(d, e, g2)
                     p1, p2 = _segments_closest(a, b, a2, b2)
-                    _sphere_sphere(d, e, p1, r1, p2, r2, mu, g1, g2)
+                    _sphere_sphere(d, e, p1, r1, p2, r2, g1, g2)
                 elif t2 == BOX:
-                    _capsule_box(d, e, g1, g2, mu)
+                    _capsule_box(d, e, g1, g2)
             elif t1 == BOX and t2 == BOX:
-                _box_box(d, e, g1, g2, mu)
+                _box_box(d, e, g1, g2)
+
+
+@ti.kernel
+def detect_convex(d: ti.template()):
+    """Pairs [npair_primitive, npair): ellipsoid, cylinder, mesh (see `convex`)."""
+    for e in range(d.batch):
+        for pr in range(d.npair_primitive, d.npair):
+            if _begin_pair(d, e, pr):
+                convex.detect(d, e, d.pair_geoms[pr][0], d.pair_geoms[pr][1])
+
+
+def detect_contacts(d):
+    """Every env's contact list; the convex kernel (long to compile) runs only where needed."""
+    detect_primitive(d)
+    if d.npair > d.npair_primitive:
+        detect_convex(d)

@@ -6,7 +6,7 @@ import numpy as np
 import taichi as ti
 
 from sim.solvers.rigid.elements import EQ_JOINT
-from sim.solvers.rigid.model import BOX, CAPSULE, DOF_SIZE, PLANE, ModelArrays
+from sim.solvers.rigid.model import DOF_SIZE, ModelArrays
 
 
 def _field(arr: np.ndarray, ti_float):
@@ -68,10 +68,10 @@ class _Constants:
 
 @ti.data_oriented
 class RigidData:
-    def __init__(self, model: ModelArrays, pairs: np.ndarray, batch: int, state: dict, ti_float,
+    def __init__(self, model: ModelArrays, pairs, batch: int, state: dict, ti_float,
                  max_contacts: int, options, dt: float, gravity):
         arrays = model.arrays()
-        arrays.update(derived_arrays(model), pair_geoms=pairs.astype(np.int32))
+        arrays.update(derived_arrays(model), **pairs.arrays)
         c = _Constants(arrays, ti_float)
         # ---- model constants (index 0 of bodies = the world)
         self.body_parent, self.body_pos, self.body_quat = c("body_parent"), c("body_pos"), c("body_quat")
@@ -111,12 +111,16 @@ class RigidData:
         self.geom_pos, self.geom_quat, self.geom_size = c("geom_pos"), c("geom_quat"), c("geom_size")
         self.geom_friction, self.geom_contype, self.geom_conaffinity = (c("geom_friction"), c("geom_contype"),
                                                                         c("geom_conaffinity"))
-        self.geom_rbound = c("geom_rbound")         # bounding radius about the geom's centre
-        self.pair_geoms = c("pair_geoms")           # candidate geom pairs (npair, 2)
+        self.geom_rbound = c("geom_rbound")         # bounding radius about the geom's frame (MuJoCo's)
+        # convex mesh hulls: per geom (first vertex, count, first plane, count) into hull_vert / hull_plane
+        self.geom_hull, self.hull_vert, self.hull_plane = c("geom_hull"), c("hull_vert"), c("hull_plane")
+        # candidate geom pairs (see broadphase.PairList): geoms, friction, margin - gap, contact cap
+        self.pair_geoms, self.pair_mu = c("pair_geoms"), c("pair_mu")
+        self.pair_offset, self.pair_cap = c("pair_offset"), c("pair_cap")
         self.qpos0 = c("qpos0")
         c.load()
         self.batch, self.nbody, self.njnt, self.nv = batch, model.nbody, model.njnt, model.nv
-        self.ngeom, self.npair = model.ngeom, len(pairs)
+        self.ngeom, self.npair, self.npair_primitive = model.ngeom, len(pairs.arrays["pair_geoms"]), pairs.n_primitive
         self.ntendon, self.nact, self.neq = model.ntendon, model.nact, model.neq
         self.max_contacts = max_contacts
         self.max_rows = max(1, constraint_rows(model, max_contacts))
@@ -158,7 +162,6 @@ class RigidData:
         self.ten_vel = ti.field(ti_float, shape=(batch, max(self.ntendon, 1)))
         # contacts
         self.con_count = ti.field(ti.i32, shape=batch)
-        self.pair_margin = ti.field(ti_float, shape=batch)
         self.con_pos, self.con_normal = vec3(nc), vec3(nc)
         self.con_depth, self.con_mu = ti.field(ti_float, shape=(batch, nc)), ti.field(ti_float, shape=(batch, nc))
         self.con_body = ti.Vector.field(2, ti.i32, shape=(batch, nc))
@@ -170,6 +173,14 @@ class RigidData:
         self.row_lam, self.row_mu = ti.field(ti_float, shape=(batch, nr)), ti.field(ti_float, shape=(batch, nr))
         self.row_kind = ti.field(ti.i32, shape=(batch, nr))
         self.row_solve = per_dof()       # H^-1 J^T of the row being prepared
+        # collision: per-env scratch of the pair being tested (see collision.detect_contacts)
+        self.pair_margin = ti.field(ti_float, shape=batch)   # report gaps below this
+        self.pair_offset_e = ti.field(ti_float, shape=batch)  # the pair's margin - gap
+        self.pair_mu_e = ti.field(ti_float, shape=batch)
+        self.slot_key = ti.field(ti_float, shape=(batch, 4))   # a convex pair's contact patch (convex.patch)
+        self.slot_depth = ti.field(ti_float, shape=(batch, 4))
+        self.slot_pos = ti.Vector.field(3, ti_float, shape=(batch, 4))
+        self.slot_used = ti.field(ti.i32, shape=(batch, 4))
 
 
 def constraint_rows(model: ModelArrays, max_contacts: int) -> int:
@@ -181,8 +192,8 @@ def constraint_rows(model: ModelArrays, max_contacts: int) -> int:
 
 
 def derived_arrays(model: ModelArrays) -> dict[str, np.ndarray]:
-    """Indices the kernels walk (each body's nearest dof up its chain, each dof's joint, each
-    joint's dof count) and each geom's bounding radius about its centre."""
+    """Indices the kernels walk: each body's nearest dof up its chain, each dof's joint, each
+    joint's dof count."""
     last = np.full(model.nbody, -1, dtype=np.int32)
     for d, b in enumerate(model.dof_body):
         last[b] = d
@@ -193,9 +204,4 @@ def derived_arrays(model: ModelArrays) -> dict[str, np.ndarray]:
     dof_jnt = np.zeros(model.nv, dtype=np.int32)
     for j in range(model.njnt):
         dof_jnt[model.jnt_dadr[j]:model.jnt_dadr[j] + dofnum[j]] = j
-    size = np.asarray(model.geom_size, dtype=np.float64).reshape(-1, 3)
-    types = np.asarray(model.geom_type)
-    rbound = np.where(types == BOX, np.linalg.norm(size, axis=1),
-                      np.where(types == CAPSULE, size[:, 0] + size[:, 1], size[:, 0]))
-    return {"body_lastdof": last, "dof_jnt": dof_jnt, "jnt_dofnum": dofnum,
-            "geom_rbound": np.where(types == PLANE, 0.0, rbound)}
+    return {"body_lastdof": last, "dof_jnt": dof_jnt, "jnt_dofnum": dofnum}

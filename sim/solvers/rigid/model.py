@@ -14,9 +14,9 @@ from dataclasses import dataclass, field
 import mujoco
 import numpy as np
 
+from sim.solvers.rigid.geometry import ContactRules, append_geoms, check_contacts
+
 FREE, BALL, SLIDE, HINGE = 0, 1, 2, 3          # mjtJoint values
-PLANE, SPHERE, CAPSULE, BOX = 0, 2, 3, 6        # mjtGeom values we collide
-GEOM_NAMES = {int(v): k.removeprefix("mjGEOM_").lower() for k, v in mujoco.mjtGeom.__members__.items()}
 CTRL_FORCE, CTRL_POSITION, CTRL_VELOCITY = 0, 1, 2
 DOF_SIZE = {FREE: 6, BALL: 3, SLIDE: 1, HINGE: 1}
 
@@ -31,9 +31,7 @@ def check_supported(m: mujoco.MjModel, source: str) -> None:
     def refuse(what):
         raise ValueError(f"{source}: {what} is not supported by the rigid solver")
 
-    for count, what in [(m.nflex, "flex"),
-                        (m.npair, "contact pair"), (m.nexclude, "contact exclude"),
-                        (m.nmocap, "mocap body"), (m.nplugin, "plugin")]:
+    for count, what in [(m.nflex, "flex"), (m.nmocap, "mocap body"), (m.nplugin, "plugin")]:
         if count:
             refuse(f"<{what}> ({count} of them)")
     from sim.solvers.rigid.elements import check_elements
@@ -49,22 +47,17 @@ def check_supported(m: mujoco.MjModel, source: str) -> None:
     for d in range(m.nv):
         if m.dof_frictionloss[d] != 0 and int(m.jnt_type[m.dof_jntid[d]]) not in (HINGE, SLIDE):
             refuse(f"frictionloss on free/ball {_name(m, mujoco.mjtObj.mjOBJ_JOINT, int(m.dof_jntid[d]), 'joint')}")
-    for g in range(m.ngeom):
-        gt = int(m.geom_type[g])
-        colliding = m.geom_contype[g] != 0 or m.geom_conaffinity[g] != 0
-        if colliding and gt not in (PLANE, SPHERE, CAPSULE, BOX):
-            refuse(f"colliding {GEOM_NAMES.get(gt, gt)} {_name(m, mujoco.mjtObj.mjOBJ_GEOM, g, 'geom')} "
-                   f"(collision supports plane, sphere, capsule, box; set contype=conaffinity=0 for visual geoms)")
+    check_contacts(m, refuse)
 
 
 _INT_KEYS = {"body_parent", "body_jntadr", "body_jntnum", "body_static", "jnt_type", "jnt_qadr", "jnt_dadr",
              "jnt_limited", "dof_body", "dof_parent", "dof_mode", "geom_type", "geom_body", "geom_contype",
-             "geom_conaffinity", "ten_adr", "ten_num", "ten_limited", "wrap_dof", "wrap_qadr", "act_trntype",
-             "act_trnid", "act_qadr", "eq_type", "eq_obj"}
+             "geom_conaffinity", "geom_hull", "ten_adr", "ten_num", "ten_limited", "wrap_dof", "wrap_qadr",
+             "act_trntype", "act_trnid", "act_qadr", "eq_type", "eq_obj"}
 
 _WIDTHS = {"jnt_pos": 3, "jnt_axis": 3, "jnt_range": 2, "geom_pos": 3, "geom_quat": 4, "geom_size": 3,
-           "ten_range": 2, "ten_springlength": 2, "act_bias": 3, "act_ctrlrange": 2, "act_forcerange": 2,
-           "eq_obj": 2, "eq_data": 6, "eq_ref": 2}
+           "geom_hull": 4, "hull_vert": 3, "hull_plane": 4, "ten_range": 2, "ten_springlength": 2, "act_bias": 3,
+           "act_ctrlrange": 2, "act_forcerange": 2, "eq_obj": 2, "eq_data": 6, "eq_ref": 2}
 
 
 @dataclass
@@ -117,6 +110,11 @@ class ModelArrays:
     geom_friction: list = field(default_factory=list)
     geom_contype: list = field(default_factory=list)
     geom_conaffinity: list = field(default_factory=list)
+    geom_rbound: list = field(default_factory=list)     # bounding sphere radius about the geom frame
+    geom_hull: list = field(default_factory=list)       # mesh hull: first vertex, count, first plane, count
+    hull_vert: list = field(default_factory=list)       # mesh hull vertices, geom frame
+    hull_plane: list = field(default_factory=list)      # mesh hull face planes (normal, offset)
+    contact: ContactRules = field(default_factory=ContactRules)
     qpos0: list = field(default_factory=list)
     # fixed tendons: wraps ten_adr .. ten_adr + ten_num of (dof, qpos address, coefficient)
     ten_adr: list = field(default_factory=list)
@@ -300,22 +298,7 @@ def append_model(model: ModelArrays, m: mujoco.MjModel, pos, quat, qpos_init=Non
     model.dof_force_hi += hi.tolist()
     model.dof_target_lo += target_lo.tolist()
     model.dof_target_hi += target_hi.tolist()
-    for g in range(m.ngeom):
-        gt = int(m.geom_type[g])
-        if m.geom_contype[g] == 0 and m.geom_conaffinity[g] == 0:
-            continue  # visual only: its mass is already in the body inertia compiled by MuJoCo
-        body = int(m.geom_bodyid[g])
-        gpos, gquat = m.geom_pos[g].copy(), m.geom_quat[g].copy()
-        if body == 0:
-            gpos, gquat = pos + quat_rotate(quat, gpos), quat_mul(quat, gquat)
-        model.geom_type.append(gt)
-        model.geom_body.append(gbody(body))
-        model.geom_pos.append(gpos)
-        model.geom_quat.append(gquat)
-        model.geom_size.append(m.geom_size[g].copy())
-        model.geom_friction.append(float(m.geom_friction[g, 0]))
-        model.geom_contype.append(int(m.geom_contype[g]))
-        model.geom_conaffinity.append(int(m.geom_conaffinity[g]))
+    append_geoms(model, m, gbody, pos, quat, quat_mul, quat_rotate)
     model.qpos0 += qpos.tolist()
     return {"links": (b0 + 1, b0 + m.nbody), "dofs": (d0, d0 + m.nv), "qs": (q0, q0 + m.nq),
             "geoms": (g0, model.ngeom), "link_names": [model.body_names[b] for b in range(b0 + 1, b0 + m.nbody)],

@@ -16,19 +16,14 @@ import numpy as np
 
 from sim import morphs, runtime
 from sim.solvers.base import FLOAT, FieldSpec, Solver, register_solver, to_plain
-from sim.solvers.rigid import collision, constraint, dynamics, integrator, kinematics
+from sim.solvers.rigid import broadphase, collision, constraint, dynamics, integrator, kinematics
 from sim.solvers.rigid.data import RigidData
 from sim.solvers.rigid.entity import RigidEntity, write_entries
 from sim.solvers.rigid.loader import compile_morph, morph_fingerprint, morph_source
-from sim.solvers.rigid.model import (BOX, CAPSULE, CTRL_FORCE, CTRL_POSITION, CTRL_VELOCITY, PLANE, SPHERE,
+from sim.solvers.rigid.model import (CTRL_FORCE, CTRL_POSITION, CTRL_VELOCITY,
                                      ModelArrays, append_model, primitive_xml)
 
 logger = logging.getLogger("sim")
-
-# contacts one candidate pair can produce, by (type of first geom, type of second)
-_PAIR_CONTACTS = {(PLANE, SPHERE): 1, (PLANE, CAPSULE): 2, (PLANE, BOX): 8, (SPHERE, SPHERE): 1,
-                  (SPHERE, CAPSULE): 1, (SPHERE, BOX): 1, (CAPSULE, CAPSULE): 1, (CAPSULE, BOX): 3, (BOX, BOX): 8}
-
 
 @dataclass(frozen=True)
 class RigidOptions:
@@ -139,30 +134,14 @@ class RigidSolver(Solver):
                 FieldSpec("ctrl_force", (nv,)), FieldSpec("dofs_kp", (nv,)), FieldSpec("dofs_kv", (nv,)),
                 FieldSpec("ctrl", (max(self.model.nact, 1),))]
 
-    def candidate_pairs(self) -> np.ndarray:
-        """Geom pairs that may touch (MuJoCo's rules: not on one body, not both static, not
-        parent and child unless the parent is the world, contype/conaffinity compatible),
-        ordered so the first geom has the lower type; shape (npair, 2)."""
-        mdl = self.model
-        pairs = []
-        for g1 in range(mdl.ngeom):
-            for g2 in range(g1 + 1, mdl.ngeom):
-                b1, b2 = mdl.geom_body[g1], mdl.geom_body[g2]
-                if b1 == b2 or (mdl.body_static[b1] and mdl.body_static[b2]):
-                    continue
-                if (mdl.body_parent[b2] == b1 and b1 != 0) or (mdl.body_parent[b1] == b2 and b2 != 0):
-                    continue
-                if not (mdl.geom_contype[g1] & mdl.geom_conaffinity[g2] or mdl.geom_contype[g2] & mdl.geom_conaffinity[g1]):
-                    continue
-                pair = (g1, g2) if mdl.geom_type[g1] <= mdl.geom_type[g2] else (g2, g1)
-                if (mdl.geom_type[pair[0]], mdl.geom_type[pair[1]]) in _PAIR_CONTACTS:
-                    pairs.append(pair)
-        return np.asarray(pairs, dtype=np.int32).reshape(-1, 2)
+    def candidate_pairs(self) -> broadphase.PairList:
+        """The geom pairs that may touch, with their contact parameters (see broadphase)."""
+        return broadphase.candidate_pairs(self.model)
 
     def build(self, n_envs, batch, state):
         pairs = self.candidate_pairs()
         mdl = self.model
-        possible = sum(_PAIR_CONTACTS[(mdl.geom_type[a], mdl.geom_type[b])] for a, b in pairs)
+        possible = int(pairs.arrays["pair_cap"].sum())
         max_contacts = max(1, min(possible, self.options.max_contacts))
         dt = self.sim_options.dt / self.sim_options.substeps
         self.n_envs, self.batch = n_envs, batch

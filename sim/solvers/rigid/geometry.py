@@ -1,0 +1,126 @@
+"""Collision geometry from a compiled MuJoCo model: which geoms collide, mesh convex hulls,
+and the contact rules MuJoCo applies (`<contact><exclude>`, `<pair>`, contact flags).
+
+A mesh collides as the convex hull of its vertices, as in MuJoCo. The hull is computed with
+scipy's Qhull (the same hull MuJoCo builds with Qhull) because its facet equations give the
+face planes the narrow phase uses for point-in-hull distances; MuJoCo's `mesh_graph` has
+only vertices and triangles. Vertices come from `m.mesh_vert`, already in the geom's frame.
+
+Contact flags (`<option><flag>`) of one MJCF file apply to that entity's geoms and bodies:
+`contact="disable"` drops all its contacts, `filterparent="disable"` lets its parent and
+child bodies collide. Flags that change contacts and are not honoured (`override`) are refused.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import mujoco
+import numpy as np
+from scipy.spatial import ConvexHull
+
+PLANE, SPHERE, CAPSULE, ELLIPSOID, CYLINDER, BOX, MESH = 0, 2, 3, 4, 5, 6, 7   # mjtGeom values we collide
+COLLIDING_TYPES = (PLANE, SPHERE, CAPSULE, ELLIPSOID, CYLINDER, BOX, MESH)
+CONDIMS = (1, 3)  # frictionless and sliding friction; torsional / rolling friction (4, 6) are refused
+
+
+@dataclass
+class ContactRules:
+    """Host-side contact data, used once at build to list candidate pairs (global indices)."""
+
+    geom_condim: list = field(default_factory=list)
+    geom_priority: list = field(default_factory=list)
+    geom_margin: list = field(default_factory=list)
+    geom_gap: list = field(default_factory=list)
+    geom_dynamic: list = field(default_factory=list)    # False: only collides through a <pair>
+    exclude: set = field(default_factory=set)            # {(body, body)} with the lower id first
+    no_parent_filter: set = field(default_factory=set)  # bodies of entities with filterparent disabled
+    pairs: list = field(default_factory=list)            # (g1, g2, friction, condim, margin, gap)
+
+
+def check_contacts(m: mujoco.MjModel, refuse) -> None:
+    """Refuse (by name) the contact features and geoms the collision code would not honour."""
+    if m.opt.enableflags & mujoco.mjtEnableBit.mjENBL_OVERRIDE:
+        refuse('<flag override="enable"> (contact parameter override)')
+    if m.opt.disableflags & mujoco.mjtDisableBit.mjDSBL_CONTACT:
+        return  # nothing of this model collides
+    for g in range(m.ngeom):
+        if not (m.geom_contype[g] or m.geom_conaffinity[g]):
+            continue
+        gname = _geom_name(m, g)
+        gt = int(m.geom_type[g])
+        if gt not in COLLIDING_TYPES:
+            refuse(f"colliding {mujoco.mjtGeom(gt).name.removeprefix('mjGEOM_').lower()} {gname} (collision "
+                   f"supports plane, sphere, capsule, ellipsoid, cylinder, box, mesh; set contype=conaffinity=0 "
+                   f"for visual geoms)")
+        if m.geom_condim[g] not in CONDIMS:
+            refuse(f"condim={m.geom_condim[g]} on {gname} (only 1 and 3)")
+    for p in range(m.npair):
+        if m.pair_dim[p] not in CONDIMS:
+            refuse(f"condim={m.pair_dim[p]} on contact pair #{p} (only 1 and 3)")
+        for g in (m.pair_geom1[p], m.pair_geom2[p]):
+            if int(m.geom_type[g]) not in COLLIDING_TYPES:
+                refuse(f"contact pair #{p} with {_geom_name(m, g)} of an unsupported type")
+
+
+def _geom_name(m, g) -> str:
+    name = mujoco.mj_id2name(m, mujoco.mjtObj.mjOBJ_GEOM, g)
+    return f"geom {name!r}" if name else f"geom #{g}"
+
+
+def _hull(verts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Hull vertices and outward face planes (n, offset: n.x + offset = signed distance)."""
+    hull = ConvexHull(verts)
+    planes = np.unique(np.round(hull.equations, 12), axis=0)
+    return verts[hull.vertices], planes
+
+
+def append_geoms(model, m: mujoco.MjModel, gbody, pos, quat, quat_mul, quat_rotate) -> None:
+    """Append the geoms of `m` that can touch something, with their hulls and contact rules.
+    `gbody(b)` maps a local body id to the combined model's; world geoms move with (pos, quat)."""
+    rules = model.contact
+    if m.opt.disableflags & mujoco.mjtDisableBit.mjDSBL_CONTACT:
+        return
+    in_pair = set(m.pair_geom1.tolist()) | set(m.pair_geom2.tolist())
+    local_to_global = {}
+    for g in range(m.ngeom):
+        dynamic = bool(m.geom_contype[g] or m.geom_conaffinity[g])
+        if not dynamic and g not in in_pair:
+            continue  # visual only: its mass is already in the body inertia compiled by MuJoCo
+        gt, body = int(m.geom_type[g]), int(m.geom_bodyid[g])
+        gpos, gquat = m.geom_pos[g].copy(), m.geom_quat[g].copy()
+        if body == 0:
+            gpos, gquat = pos + quat_rotate(quat, gpos), quat_mul(quat, gquat)
+        local_to_global[g] = model.ngeom
+        model.geom_type.append(gt)
+        model.geom_body.append(gbody(body))
+        model.geom_pos.append(gpos)
+        model.geom_quat.append(gquat)
+        model.geom_size.append(m.geom_size[g].copy())
+        model.geom_friction.append(float(m.geom_friction[g, 0]))
+        model.geom_contype.append(int(m.geom_contype[g]))
+        model.geom_conaffinity.append(int(m.geom_conaffinity[g]))
+        model.geom_rbound.append(float(m.geom_rbound[g]))
+        vadr, vnum, fadr, fnum = len(model.hull_vert), 0, len(model.hull_plane), 0
+        if gt == MESH:
+            mesh = int(m.geom_dataid[g])
+            start = int(m.mesh_vertadr[mesh])
+            verts, planes = _hull(np.asarray(m.mesh_vert[start:start + int(m.mesh_vertnum[mesh])], dtype=np.float64))
+            model.hull_vert += list(verts)
+            model.hull_plane += list(planes)
+            vnum, fnum = len(verts), len(planes)
+        model.geom_hull.append([vadr, vnum, fadr, fnum])
+        rules.geom_condim.append(int(m.geom_condim[g]))
+        rules.geom_priority.append(int(m.geom_priority[g]))
+        rules.geom_margin.append(float(m.geom_margin[g]))
+        rules.geom_gap.append(float(m.geom_gap[g]))
+        rules.geom_dynamic.append(dynamic)
+    for sig in m.exclude_signature:
+        b1, b2 = gbody(int(sig) >> 16), gbody(int(sig) & 0xFFFF)
+        rules.exclude.add((min(b1, b2), max(b1, b2)))
+    for p in range(m.npair):
+        rules.pairs.append((local_to_global[int(m.pair_geom1[p])], local_to_global[int(m.pair_geom2[p])],
+                            float(m.pair_friction[p, 0]), int(m.pair_dim[p]), float(m.pair_margin[p]),
+                            float(m.pair_gap[p])))
+    if m.opt.disableflags & mujoco.mjtDisableBit.mjDSBL_FILTERPARENT:
+        rules.no_parent_filter.update(gbody(b) for b in range(1, m.nbody))
