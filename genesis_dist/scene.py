@@ -34,6 +34,8 @@ TRANSPORTS = ("socket", "ray")
 SHARD_INFO_KEYS = ("backend", "node_id", "pid", "channel")  # `shard_info`: where each shard runs, its step address
 _RESOURCE_KEYS = {"num_cpus", "num_gpus", "memory", "resources"}
 CLOSE_TIMEOUT_S = 30.0  # for the shards to end Taichi (and write its kernel cache) before they are killed
+MAX_STEP_INDEX = 2**62  # a step index (t) beyond this is refused: the shards count steps in int64
+MAX_EPISODE_LENGTH = 2**24  # episode lengths travel in float32 step replies, exact below 2**24
 
 
 def _bundle(resources: dict | None, backend: str | None) -> dict:
@@ -71,7 +73,8 @@ def _recovering(method=None, *, snapshot: bool = True):
         self._depth += 1
         try:
             error = None
-            for _ in range(self._journal.policy.max_attempts + 1):
+            attempts = self._journal.policy.max_attempts
+            for _ in range(attempts + 1):
                 try:
                     if error is not None:
                         self._recover(error)
@@ -80,11 +83,18 @@ def _recovering(method=None, *, snapshot: bool = True):
                     return method(self, *args, **kwargs)
                 except ShardDiedError as e:
                     error = e
-            raise error
+            raise ShardDiedError(error.shard, self._where(error.shard), f"recovery gave up after {attempts} "
+                                 f"attempt{'s' if attempts > 1 else ''}; the last failure: {error}", error.cause) from error
         finally:
             self._depth -= 1
 
     return call
+
+
+def _check_step_index(t, what: str) -> None:
+    """Refuse a step index the shards cannot count on from (before any shard is called)."""
+    if isinstance(t, bool) or not isinstance(t, (int, np.integer)) or not 0 <= t <= MAX_STEP_INDEX:
+        raise checkpoint.CheckpointError(f"{what} must be an integer in 0..2**62, got {t!r}")
 
 
 class DistributedScene:
@@ -107,6 +117,9 @@ class DistributedScene:
     group left with that name by a dead predecessor is removed before the new one is made.
     recovery: a gd.Recovery policy: dead shards are then replaced and the scene restored and
     continued without an error (see genesis_dist.recovery); None: a dead shard raises ShardDiedError.
+    step_timeout_s: a shard that has not answered a step within this many seconds is killed and
+    treated as dead (frozen process, hung GPU call, swapped-out node); keep it above the slowest
+    healthy step.
     """
 
     def __init__(self, build_scene, n_envs: int, n_shards: int = 1, *, backend: str | None = None,
@@ -114,7 +127,7 @@ class DistributedScene:
                  resources_per_shard: dict | None = None, placement_strategy: str = "SPREAD",
                  placement_timeout_s: float = 120.0, step_transport: str = "socket",
                  step_ports: tuple[int, int] | None = None, recovery: Recovery | None = None,
-                 placement_group_name: str | None = None):
+                 placement_group_name: str | None = None, step_timeout_s: float = 300.0):
         if not isinstance(build_scene, TaskSpec) and not callable(build_scene):
             raise TypeError(f"build_scene must be a function build_scene(n_envs) -> sim.Scene, got {build_scene!r}")
         self._actors: list = []
@@ -135,6 +148,10 @@ class DistributedScene:
                                            and 0 < step_ports[0] <= step_ports[1] < 65536):
             raise ValueError(f"step_ports must be (first, last) with 0 < first <= last < 65536, got {step_ports!r}")
         self._channel = {"token": step_channel.new_token(), "ports": step_ports} if step_transport == "socket" else None
+        if isinstance(step_timeout_s, bool) or not isinstance(step_timeout_s, (int, float)) \
+                or not 0 < step_timeout_s < float("inf"):
+            raise ValueError(f"step_timeout_s must be a number of seconds > 0, got {step_timeout_s!r}")
+        self.step_timeout_s = float(step_timeout_s)
         if recovery is not None and not isinstance(recovery, Recovery):
             raise TypeError(f"recovery must be a gd.Recovery policy or None, got {recovery!r}")
         self._bundle = _bundle(resources_per_shard, backend)
@@ -243,16 +260,25 @@ class DistributedScene:
         lo, hi = self.layout.range(shard)
         return f"shard {shard} of {self.n_shards} (envs {lo}..{hi - 1})"
 
-    def run_on_shards(self, method: str, args=None, shards=None, what: str | None = None) -> list:
+    def run_on_shards(self, method: str, args=None, shards=None, what: str | None = None,
+                      timeout_s: float | None = None) -> list:
         """Call the Shard actor's `method` on the given shards (default all) in parallel, one argument
         tuple per shard, and wait for all of them; the first failure is raised as ShardError naming
-        its shard. The building block of every other call, for code that extends the shards."""
+        its shard. The building block of every other call, for code that extends the shards.
+        timeout_s: a shard that has not answered by then is killed (ShardDiedError)."""
         if not self._actors:
             raise RuntimeError("this DistributedScene has been shut down")
         shards = range(self.n_shards) if shards is None else shards
         args = [()] * len(shards) if args is None else args
         self._release(shards)
         refs = [getattr(self._actors[s], method).remote(*a) for s, a in zip(shards, args)]
+        if timeout_s is not None:
+            ready, _ = ray.wait(refs, num_returns=len(refs), timeout=timeout_s)
+            late = [s for s, ref in zip(shards, refs) if ref not in ready]
+            if late:
+                for s in late:
+                    self._kill_frozen(s)
+                raise self._timed_out(late[0], what or method)
         try:
             return ray.get(refs)
         except (ray.exceptions.RayActorError, ray.exceptions.RayTaskError):
@@ -280,9 +306,19 @@ class DistributedScene:
             cause = e.cause if e.cause is not None else e
             raise self._raised(shard, what, cause) from cause
 
-    def _raised(self, shard: int, what: str, cause: BaseException) -> ShardError:
-        """The error for `cause`, raised by shard `shard`'s code while doing `what`."""
-        return ShardError(shard, self._where(shard), f"{what} raised {type(cause).__name__}: {cause}", cause)
+    def _raised(self, shard: int, what: str, cause: BaseException, type_name: str | None = None) -> ShardError:
+        """The error for `cause` (of type `type_name`), raised by shard `shard`'s code while doing `what`."""
+        return ShardError(shard, self._where(shard), f"{what} raised {type_name or type(cause).__name__}: {cause}", cause)
+
+    def _kill_frozen(self, shard: int) -> None:
+        """A shard that did not answer within step_timeout_s is dead to this scene: kill it (Ray
+        ends its process, frozen or not) so that recovery, or restart_shard, replaces it."""
+        ray.kill(self._actors[shard])
+        self._drop_link(shard)
+
+    def _timed_out(self, shard: int, what: str) -> ShardDiedError:
+        return ShardDiedError(shard, self._where(shard), f"{what} failed: no answer within step_timeout_s="
+                              f"{self.step_timeout_s:g} s; the shard was killed and is treated as dead")
 
     # ------------------------------------------------------------------ the step connections
     def _release(self, shards) -> None:
@@ -315,17 +351,19 @@ class DistributedScene:
             if self._serving[s] is None:
                 self._serving[s] = self._actors[s].serve.remote()
         errors, answered, slowest = {}, set(), 0.0
+        deadline = time.monotonic() + self.step_timeout_s
         try:
             for s, payload in enumerate(payloads):
                 try:
-                    self._links[s].send(op, payload)
+                    self._links[s].send(op, payload, deadline)
                 except step_channel.ChannelClosed as e:
                     errors[s] = e
             for s in range(self.n_shards):
                 if s in errors:
                     continue
                 try:
-                    slowest = max(slowest, self._links[s].receive_into(replies[s], lambda: self._check_serving(s, what)))
+                    slowest = max(slowest, self._links[s].receive_into(
+                        replies[s], lambda: self._check_serving(s, what), deadline))
                     answered.add(s)
                 except step_channel.ShardFailed as e:
                     errors[s] = e
@@ -341,10 +379,14 @@ class DistributedScene:
         shard = min(errors)
         error = errors[shard]
         if isinstance(error, step_channel.ShardFailed):
-            raise self._raised(shard, what, error.cause)
+            raise self._raised(shard, what, error.cause, error.type_name)
         for s, e in errors.items():
-            if not isinstance(e, step_channel.ShardFailed):
+            if isinstance(e, step_channel.StepTimeout):
+                self._kill_frozen(s)
+            elif not isinstance(e, step_channel.ShardFailed):
                 self._drop_link(s)
+        if isinstance(error, step_channel.StepTimeout):
+            raise self._timed_out(shard, what)
         if isinstance(error, ShardError):
             raise error
         raise ShardDiedError(shard, self._where(shard), f"{what} failed: the shard's connection closed ({error}); "
@@ -426,7 +468,7 @@ class DistributedScene:
     def step(self) -> None:
         """Step every shard once, in parallel: one round trip."""
         if self._channel is None:
-            self.run_on_shards("step")
+            self.run_on_shards("step", timeout_s=self.step_timeout_s)
         else:
             times = np.empty((self.n_shards, 1), np.int64)
             self._round_trip(step_channel.SCENE_STEP, [None] * self.n_shards, list(times), "step")
@@ -460,6 +502,7 @@ class DistributedScene:
             if not isinstance(state, SimState):
                 raise TypeError(f"state must be a SimState (scene.get_state()), got {type(state).__name__}")
             checkpoint.check_arrays(state.arrays(), self._meta["layout"], self.n_envs)
+            _check_step_index(state.t, "state.t")
         if envs_idx is None:
             if state is None:
                 self.run_on_shards("reset", [(None, None, None)] * self.n_shards)
@@ -498,10 +541,9 @@ class DistributedScene:
     def load_checkpoint(self, path) -> None:
         """Load a file saved by any layout (or by a plain sim.Scene) and split it over these shards."""
         data = checkpoint.read(path)
-        checkpoint.check_compatible(data, self._meta, path)
-        state = SimState(data["arrays"], data["step_index"], self.n_envs)
-        checkpoint.check_arrays(state.arrays(), self._meta["layout"], self.n_envs)
-        self._reset_all(state, owned=True)
+        checkpoint.check_compatible(data, self._meta, path)  # every array's key, shape and dtype
+        _check_step_index(data["step_index"], f"{path}: step_index")
+        self._reset_all(SimState(data["arrays"], data["step_index"], self.n_envs), owned=True)
 
     @_recovering
     def task_step(self, actions: np.ndarray) -> tuple[np.ndarray, float]:
@@ -516,7 +558,8 @@ class DistributedScene:
         actions = np.ascontiguousarray(actions, np.float32)
         what = "the task's step"
         if self._channel is None:
-            results = self.run_on_shards("task_step", [(part,) for part in self.layout.split(actions)], what=what)
+            results = self.run_on_shards("task_step", [(part,) for part in self.layout.split(actions)], what=what,
+                                         timeout_s=self.step_timeout_s)
             packed, seconds = np.concatenate([p for p, _ in results]), max(s for _, s in results)
         else:
             packed = np.empty((self.n_envs, self.task_info["packed_columns"]), np.float32)
@@ -533,6 +576,9 @@ class DistributedScene:
         values = np.asarray(episode_length)
         if values.shape != (self.n_envs,) or not np.issubdtype(values.dtype, np.integer):
             raise ValueError(f"episode lengths must be {self.n_envs} integers, got shape {values.shape} of {values.dtype}")
+        if values.size and not (0 <= values.min() and values.max() < MAX_EPISODE_LENGTH):
+            raise ValueError(f"episode lengths must be in 0..{MAX_EPISODE_LENGTH - 1}, got values from {values.min()} "
+                             f"to {values.max()}")
         values = values.astype(np.int32)
         self.run_on_shards("set_episode_length", [(p,) for p in self.layout.split(values)], what="setting episode lengths")
         self._note("set_episode_length", values)

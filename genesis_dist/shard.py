@@ -38,7 +38,7 @@ class Shard:
     init: gs.init keywords (precision, deterministic, seed, and backend if the user chose one);
     by default the backend is gs.gpu exactly when Ray gave this actor a GPU.
     channel: where given ({"token": bytes, "ports": (first, last) or None}), the shard also listens
-    for its coordinator's step connection (see step_channel), which must open with the token.
+    for its coordinator's step connection (see step_channel), which must prove it holds the token.
     """
 
     def __init__(self, index: int, n_envs: int, env_offset: int, payload: bytes, init: dict,
@@ -97,6 +97,8 @@ class Shard:
         kernels, which a killed process never does, so the next shard of this scene (a rebuild,
         a recovery, the next run) loads its kernels instead of compiling them (4 s less for the
         first Franka step here)."""
+        if self._endpoint is not None:
+            self._endpoint.close()
         ti.reset()
 
     def ping(self) -> int:

@@ -194,6 +194,26 @@ def test_bad_input_changes_nothing(dscene, tmp_path):
     assert_states_equal(dscene.get_state(), before)
 
 
+def test_a_step_index_the_shards_cannot_count_on_from_is_refused(dscene, tmp_path):
+    """(2**63 - 1 used to be taken, and every later step raised OverflowError after the shards stepped.)"""
+    dscene.reset()
+    before = stepped(dscene, 2)
+    huge = gs.SimState(before.arrays(), 2**63 - 1, 16)
+    with pytest.raises(gs.CheckpointError, match=r"state.t must be an integer in 0..2\*\*62, got 9223372036854775807"):
+        dscene.reset(state=huge)
+    checkpoint.write(tmp_path / "huge.pkl", before.arrays(), 2**63 - 1, dscene.checkpoint_meta())
+    with pytest.raises(gs.CheckpointError, match="step_index must be an integer in 0..2"):
+        dscene.load_checkpoint(tmp_path / "huge.pkl")
+    assert_states_equal(dscene.get_state(), before)
+    assert_states_equal(stepped(dscene, 1), stepped(build_and_reset(before), 1))
+
+
+def build_and_reset(state):
+    plain = build_toy(16)
+    plain.reset(state=state)
+    return plain
+
+
 @pytest.mark.parametrize("kwargs, message", [
     ({"step_transport": "grpc"}, r"step_transport must be one of \('socket', 'ray'\), got 'grpc'"),
     ({"placement_strategy": "RANDOM"}, "placement_strategy must be one of"),
