@@ -85,8 +85,10 @@ def main():
         os.kill(scene.shard_info[1]["pid"], signal.SIGKILL)
         SILENT["count"] = 1
         print(f"recovery: the same with a silent peer on the replacement's port: {timed_step(scene):.2f} s", flush=True)
-    with gd.DistributedScene(build_box, **kw, **({"step_timeout_s": 5} if has_timeout else {})) as scene:
-        scene.step()
+    with gd.DistributedScene(build_box, **kw) as scene:
+        scene.step()  # the first step compiles: under the default timeout
+        if has_timeout:
+            scene.step_timeout_s = 5
         pid = scene.shard_info[1]["pid"]
         os.kill(pid, signal.SIGSTOP)
         pool = concurrent.futures.ThreadPoolExecutor(1)
