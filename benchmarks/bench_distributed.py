@@ -160,7 +160,7 @@ def bench_stepping(per_shard_sizes, shard_counts, rows, rounds):
             # the same shard actors driven through a Ray Compiled Graph, measured on its own: the
             # graph holds a thread in every shard while it exists
             with InputNode() as inp:
-                graph = MultiOutputNode([a.task_step.bind(inp[s]) for s, a in enumerate(env_ray.scene._actors)])
+                graph = MultiOutputNode([a.task_step.bind(inp[s]) for s, a in enumerate(env_ray.scene._group.actors)])
             graph = graph.experimental_compile()
             try:
                 def compiled():

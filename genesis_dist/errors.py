@@ -4,11 +4,13 @@ from __future__ import annotations
 
 
 class ShardError(RuntimeError):
-    """A call failed inside a shard. `shard` is its index, `cause` the shard's own exception."""
+    """A call failed inside a shard. `shard` is its index, `where` names it and its envs, `cause`
+    is the shard's own exception."""
 
     def __init__(self, shard: int, where: str, message: str, cause: BaseException | None = None):
         super().__init__(f"{where}: {message}")
         self.shard = shard
+        self.where = where
         self.cause = cause
 
 

@@ -18,17 +18,14 @@ import taichi as ti
 import sim as gs
 from sim import checkpoint
 from genesis_dist import step_channel
+from genesis_dist.step_layout import StepLayout
 from genesis_dist.task import BUFFER_PREFIX, Task, TaskSpec
 
 
-STEP_COLUMNS = ("reward", "done", "time_outs", "episode_length")
-
-
-def pack_step(out: dict) -> np.ndarray:
-    """(n_envs, obs columns + 4) float32: every observation group flattened, in order, then
-    STEP_COLUMNS (booleans as 0/1; episode lengths are exact in float32 below 2**24)."""
-    columns = [v.reshape(len(v), -1) for v in out["obs"].values()] + [out[k][:, None] for k in STEP_COLUMNS]
-    return np.concatenate(columns, axis=1, dtype=np.float32)
+def _split_task_buffers(arrays: dict) -> tuple[dict, dict]:
+    """(the solvers' arrays, the Task's buffers) of a state."""
+    buffers = {k: v for k, v in arrays.items() if k.startswith(BUFFER_PREFIX)}
+    return {k: v for k, v in arrays.items() if k not in buffers}, buffers
 
 
 class Shard:
@@ -38,7 +35,7 @@ class Shard:
     init: gs.init keywords (precision, deterministic, seed, and backend if the user chose one);
     by default the backend is gs.gpu exactly when Ray gave this actor a GPU.
     channel: where given ({"token": bytes, "ports": (first, last) or None}), the shard also listens
-    for its coordinator's step connection (see step_channel), which must open with the token.
+    for its coordinator's step connection (see step_channel), which must prove it holds the token.
     """
 
     def __init__(self, index: int, n_envs: int, env_offset: int, payload: bytes, init: dict,
@@ -46,6 +43,7 @@ class Shard:
         self.index = index
         self.n_envs = n_envs
         self.task: Task | None = None
+        self.step_layout: StepLayout | None = None
         self._endpoint = None
         self._error = None
         try:
@@ -60,6 +58,8 @@ class Shard:
                 self.scene = factory(n_envs)
             self._check_scene()
             self._init_buffers = self.task.buffer_arrays() if self.task else {}
+            if self.task is not None:
+                self.step_layout = StepLayout.of(self.task.observations())
             if channel is not None:
                 self._endpoint = step_channel.ShardEndpoint(ray.util.get_node_ip_address(), **channel)
         except Exception as e:  # re-raised by info(), so the driver sees the real exception type
@@ -85,11 +85,8 @@ class Shard:
                "node_id": ray.get_runtime_context().get_node_id(), "pid": os.getpid(),
                "channel": self._endpoint.address if self._endpoint else None}
         if self.task is not None:
-            obs = self.task.observations()
-            out["task"] = {"num_actions": self.task.num_actions,
-                           "max_episode_length": self.task.max_episode_length,
-                           "obs_shapes": {k: v.shape[1:] for k, v in obs.items()},
-                           "packed_columns": sum(v[0].size for v in obs.values()) + len(STEP_COLUMNS)}
+            out["task"] = {"num_actions": self.task.num_actions, "max_episode_length": self.task.max_episode_length,
+                           "step_layout": self.step_layout}
         return out
 
     def close(self) -> None:
@@ -97,6 +94,8 @@ class Shard:
         kernels, which a killed process never does, so the next shard of this scene (a rebuild,
         a recovery, the next run) loads its kernels instead of compiling them (4 s less for the
         first Franka step here)."""
+        if self._endpoint is not None:
+            self._endpoint.close()
         ti.reset()
 
     def ping(self) -> int:
@@ -125,19 +124,24 @@ class Shard:
             arrays.update(self.task.buffer_arrays())
         return arrays
 
-    def reset(self, arrays: dict | None, t: int | None, envs_idx: np.ndarray | None) -> None:
-        """arrays None: the build-time state. envs_idx None: every env takes `arrays` (n_envs rows)
-        and t; else env envs_idx[i] takes row i of `arrays`."""
-        if arrays is None:
-            self.scene.reset(envs_idx=envs_idx)
-            buffers = self._init_buffers if envs_idx is None else {k: v[envs_idx] for k, v in self._init_buffers.items()}
-        else:
-            buffers = {k: v for k, v in arrays.items() if k.startswith(BUFFER_PREFIX)}
-            sim_arrays = {k: v for k, v in arrays.items() if not k.startswith(BUFFER_PREFIX)}
-            if envs_idx is None:
-                self.scene.reset(gs.SimState(sim_arrays, t, self.n_envs))
-            else:
-                self.scene.reset_rows(sim_arrays, envs_idx)
+    def reset_to_start(self, envs_idx: np.ndarray | None) -> None:
+        """These local envs (None: every env, and t = 0) back to their build-time state."""
+        self.scene.reset(envs_idx=envs_idx)
+        if self.task is not None:
+            rows = self._init_buffers if envs_idx is None else {k: v[envs_idx] for k, v in self._init_buffers.items()}
+            self.task.write_buffers(rows, envs_idx)
+
+    def reset_all(self, arrays: dict, t: int) -> None:
+        """Every env takes its row of `arrays` (n_envs rows), and the scene step t."""
+        sim_arrays, buffers = _split_task_buffers(arrays)
+        self.scene.reset(gs.SimState(sim_arrays, t, self.n_envs))
+        if self.task is not None:
+            self.task.write_buffers(buffers, None)
+
+    def reset_rows(self, arrays: dict, envs_idx: np.ndarray) -> None:
+        """Local env envs_idx[i] takes row i of `arrays`."""
+        sim_arrays, buffers = _split_task_buffers(arrays)
+        self.scene.reset_rows(sim_arrays, envs_idx)
         if self.task is not None:
             self.task.write_buffers(buffers, envs_idx)
 
@@ -147,8 +151,8 @@ class Shard:
 
     # ------------------------------------------------------------------ task API
     def packed_task_step(self, actions: np.ndarray) -> np.ndarray:
-        """Task.step packed into one float32 array (one object to ship and to join; see pack_step)."""
-        return pack_step(self.task.step(actions))
+        """Task.step packed into one float32 array (one object to ship and to join; see StepLayout)."""
+        return self.step_layout.pack(self.task.step(actions))
 
     def task_step(self, actions: np.ndarray) -> tuple[np.ndarray, float]:
         """packed_task_step as a Ray call, with the seconds it took here (to measure the coordinator)."""

@@ -31,14 +31,14 @@ class VecEnv(RslVecEnv):
         self.device = torch.device(device)
         self.cfg = {"task": task_cls.__qualname__, **dict(task_cfg or {})}
         self.last_compute_s = 0.0
-        self._obs_shapes = info["obs_shapes"]
+        self._step_layout = info["step_layout"]
         self._refresh()
 
     def _refresh(self):
         """Observations and episode lengths as the shards hold them now (after build or load)."""
         parts = self.scene.run_on_shards("task_view", what="observations")
         groups = {g: torch.from_numpy(np.concatenate([p["obs"][g] for p in parts])).to(self.device)
-                  for g in self._obs_shapes}
+                  for g in self._step_layout.obs_shapes}
         self._obs = TensorDict(groups, batch_size=[self.num_envs], device=self.device)
         self._episode_length = torch.from_numpy(np.concatenate([p["episode_length"] for p in parts])).long().to(self.device)
 
@@ -50,16 +50,11 @@ class VecEnv(RslVecEnv):
         if not isinstance(actions, torch.Tensor):
             raise TypeError(f"actions must be a torch.Tensor, got {type(actions).__name__}")
         packed, self.last_compute_s = self.scene.task_step(actions.detach().to("cpu", torch.float32).numpy())
-        packed = torch.from_numpy(packed).to(self.device)  # last_compute_s: the slowest shard's own step time
-        groups, col = {}, 0
-        for name, shape in self._obs_shapes.items():
-            width = int(np.prod(shape))
-            groups[name] = packed[:, col:col + width].reshape(self.num_envs, *shape)
-            col += width
-        self._obs = TensorDict(groups, batch_size=[self.num_envs], device=self.device)
-        reward, done, time_outs, episode_length = packed[:, col:].unbind(1)  # shard.STEP_COLUMNS
-        self._episode_length = episode_length.long()
-        return self._obs, reward, done > 0, {"time_outs": time_outs > 0}
+        # last_compute_s: the slowest shard's own step time
+        out = self._step_layout.unpack(torch.from_numpy(packed).to(self.device))
+        self._obs = TensorDict(out["obs"], batch_size=[self.num_envs], device=self.device)
+        self._episode_length = out["episode_length"].long()
+        return self._obs, out["reward"], out["done"], {"time_outs": out["time_outs"]}
 
     @property
     def episode_length_buf(self) -> torch.Tensor:

@@ -27,13 +27,13 @@ def kill(scene, shard):
     os.kill(scene.shard_info[shard]["pid"], signal.SIGKILL)
 
 
-def run(scene, kills=()):
+def run(scene, kills=(), fail=kill):
     """12 steps with partial resets (to the build-time state, and to other rows) in between;
-    `kills` = {step: shard} kills that shard just before that step."""
+    `kills` = {step: shard} kills that shard (`fail(scene, shard)`) just before that step."""
     rows = None
     for k in range(12):
         if k in kills:
-            kill(scene, kills[k])
+            fail(scene, kills[k])
         scene.step()
         if k == 2:
             rows = scene.get_state()
@@ -110,7 +110,7 @@ def test_a_shard_that_keeps_dying_is_an_error_after_max_attempts(tmp_path):
         scene.step()
         marker.touch()
         kill(scene, 1)
-        with pytest.raises(gd.ShardDiedError, match=r"shard 1 of 3 \(envs 5\.\.9\)"):
+        with pytest.raises(gd.ShardDiedError, match=r"shard 1 of 3 \(envs 5\.\.9\): recovery gave up after 2 attempts"):
             scene.step()
         assert scene.recoveries == []
 

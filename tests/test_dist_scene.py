@@ -16,6 +16,7 @@ import torch
 import genesis_dist as gd
 import sim as gs
 from sim import checkpoint
+from genesis_dist.shard_group import bundle_for
 from local_ray import local_ray_fixture
 from spec_snippets import spec_blocks
 
@@ -194,16 +195,57 @@ def test_bad_input_changes_nothing(dscene, tmp_path):
     assert_states_equal(dscene.get_state(), before)
 
 
+def test_a_step_index_the_shards_cannot_count_on_from_is_refused(dscene, tmp_path):
+    """(2**63 - 1 used to be taken, and every later step raised OverflowError after the shards stepped.)"""
+    dscene.reset()
+    before = stepped(dscene, 2)
+    huge = gs.SimState(before.arrays(), 2**63 - 1, 16)
+    with pytest.raises(gs.CheckpointError, match=r"state.t must be an integer in 0..2\*\*53, got 9223372036854775807"):
+        dscene.reset(state=huge)
+    with open(tmp_path / "huge.pkl", "wb") as f:  # the spec's format, written by another tool
+        pickle.dump({"timestamp": 0.0, "step_index": 2**63 - 1, "arrays": before.arrays(),
+                     "meta": dscene.checkpoint_meta()}, f)
+    with pytest.raises(gs.CheckpointError, match="step_index"):
+        dscene.load_checkpoint(tmp_path / "huge.pkl")
+    assert_states_equal(dscene.get_state(), before)
+    assert_states_equal(stepped(dscene, 1), stepped(build_and_reset(before), 1))
+
+
+def build_and_reset(state):
+    plain = build_toy(16)
+    plain.reset(state=state)
+    return plain
+
+
 @pytest.mark.parametrize("kwargs, message", [
     ({"step_transport": "grpc"}, r"step_transport must be one of \('socket', 'ray'\), got 'grpc'"),
     ({"placement_strategy": "RANDOM"}, "placement_strategy must be one of"),
     ({"step_ports": (9000, 8000)}, r"step_ports must be \(first, last\)"),
-    ({"backend": "tpu"}, "backend must be None, 'cpu' or 'gpu'"),
+    ({"backend": "tpu"}, r"backend must be None or one of \('cpu', 'gpu', 'cuda', 'vulkan'\), got 'tpu'"),
+    ({"backend": "cuda", "resources_per_shard": {"num_gpus": 0}}, "backend='cuda' needs resources_per_shard"),
     ({"resources_per_shard": {"num_tpus": 1}}, r"unknown keys \['num_tpus'\]"),
 ])
 def test_bad_arguments_are_refused_by_name(kwargs, message):
     with pytest.raises(ValueError, match=message):
         gd.DistributedScene(build_toy, n_envs=4, n_shards=2, **kwargs)
+
+
+@pytest.mark.parametrize("backend, resources, bundle", [
+    ("cpu", None, {"CPU": 1}), (None, None, {"CPU": 1}), ("gpu", None, {"CPU": 1, "GPU": 1}),
+    ("cuda", {"num_gpus": 0.5}, {"CPU": 1, "GPU": 0.5}), ("vulkan", None, {"CPU": 1}),  # lavapipe needs no GPU
+    ("vulkan", {"num_gpus": 1, "num_cpus": 2}, {"CPU": 2, "GPU": 1}),
+])
+def test_what_each_backend_reserves_per_shard(backend, resources, bundle):
+    assert bundle_for(resources, backend) == bundle
+
+
+def test_a_shard_out_of_step_is_an_error_naming_it(dscene):
+    start = dscene.get_state()
+    dscene.run_on_shards("apply", [(lambda s: s.step(),)], shards=[1])  # shard 1 alone steps
+    with pytest.raises(gd.ShardError, match=r"shard 1 of 3 \(envs 6\.\.10\): the shard is at t=\d+ after a step, "
+                                            r"the scene at t=\d+: out of step"):
+        dscene.step()
+    dscene.reset(state=start)
 
 
 def test_step_ports_and_falling_back_to_ray_steps(dscene, monkeypatch):
@@ -231,7 +273,7 @@ def test_a_named_placement_group_left_by_a_killed_owner_is_removed():
     class Owner:
         def build(self):
             self.scene = gd.DistributedScene(build_toy, n_envs=4, n_shards=2, placement_group_name="gd-test", **SHARD_KW)
-            return self.scene._pg.id.hex()
+            return self.scene._group._pg.id.hex()
 
     owner = Owner.remote()
     stale = ray.get(owner.build.remote())

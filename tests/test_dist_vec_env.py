@@ -116,6 +116,18 @@ def test_episodes_time_out_and_reset_in_place(env):
     assert (env.episode_length_buf[extras["time_outs"]] == 0).all()
 
 
+@pytest.mark.parametrize("value", [2**40, -1, 2**24])
+def test_episode_lengths_the_shards_cannot_hold_are_refused(env, value):
+    """(2**40 used to wrap to 0 in the shards' int32 buffers while the VecEnv reported 2**40.)"""
+    before = env.episode_length_buf.clone()
+    lengths = torch.zeros(10, dtype=torch.long)
+    lengths[4] = value
+    with pytest.raises(ValueError, match=rf"episode lengths must be in 0\.\.16777215, got values from {min(value, 0)} to {max(value, 0)}"):
+        env.episode_length_buf = lengths
+    assert torch.equal(env.episode_length_buf, before)
+    np.testing.assert_array_equal(env.scene.get_state()["Task.episode_length"], before.numpy())
+
+
 def test_wrong_actions_are_refused_before_any_shard_steps(env):
     t = env.scene.t
     with pytest.raises(ValueError, match=r"actions have shape \(10, 3\), expected \(10, 2\)"):
@@ -175,7 +187,7 @@ def test_an_interrupted_step_leaves_no_reply_behind(env, tmp_path, monkeypatch):
     env.load_checkpoint(tmp_path / "before.pkl")
     receive_into = step_channel.CoordinatorLink.receive_into
 
-    def interrupted(link, out, alive):
+    def interrupted(link, out, alive, deadline):
         monkeypatch.setattr(step_channel.CoordinatorLink, "receive_into", receive_into)
         raise KeyboardInterrupt
 
