@@ -2,8 +2,9 @@
 
 - `mass_matrix`: composite rigid body algorithm (MuJoCo's mj_crb), plus armature;
 - `bias_forces`: recursive Newton-Euler with zero joint accelerations (mj_rne): C(q, qd) qd + g;
-- `smooth_acceleration`: passive forces (joint damping, stiffness), PD / velocity / force
-  control, then qacc = H^-1 (forces - bias) with H = M + dt * diag(damping + kv): damping and
+- `smooth_acceleration`: passive forces (joint damping, stiffness), PD (towards a position and
+  a velocity target, 0 unless set) / velocity / force control, then qacc = H^-1 (forces - bias)
+  with H = M + dt * diag(damping + kv): damping and
   the kv of servos not at their force limit are integrated implicitly, as MuJoCo's
   implicitfast integrator does (its Euler integrator does the same for joint damping alone).
 
@@ -97,7 +98,7 @@ def smooth_acceleration(d: ti.template(), dt: float):
             ctrl = d.ctrl_force[e, k]
             if mode == CTRL_POSITION:
                 target = ti.min(ti.max(d.ctrl_pos[e, k], d.dof_target_lo[k]), d.dof_target_hi[k])
-                ctrl = d.dofs_kp[e, k] * (target - q) - d.dofs_kv[e, k] * vel
+                ctrl = d.dofs_kp[e, k] * (target - q) + d.dofs_kv[e, k] * (d.ctrl_vel[e, k] - vel)
             elif mode != CTRL_FORCE:
                 target = ti.min(ti.max(d.ctrl_vel[e, k], d.dof_target_lo[k]), d.dof_target_hi[k])
                 ctrl = d.dofs_kv[e, k] * (target - vel)
