@@ -218,7 +218,7 @@ def test_external_wrench_matches_mujoco_xfrc_applied():
         mujoco.mj_step(m, md)
     vel = entity.get_dofs_velocity().numpy()
     assert np.allclose(vel, md.qvel, rtol=1e-3, atol=1e-4), (vel, md.qvel)
-    assert np.abs(md.qvel).max() > 0.1  # the wrench did move it
+    assert abs(md.qvel[6]) > 0.01  # the torque spun the hinge (gravity alone leaves it at rest)
     with pytest.raises(ValueError, match="root_com"):
         scene.rigid_solver.apply_links_external_force(force, links_idx=[0], ref="root_com")
 
