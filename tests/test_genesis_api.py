@@ -246,3 +246,25 @@ def test_inverse_kinematics_reaches_targets_to_a_millimetre(franka):
     robot.set_qpos(qpos, envs_idx=[1])
     mid = (left.get_pos(envs_idx=[1]) + right.get_pos(envs_idx=[1])).numpy()[0] / 2
     assert np.linalg.norm(mid - goal) < 1e-3
+
+
+def test_mpm_elastoplastic_is_snow_without_hardening():
+    with pytest.raises(ValueError, match="use_von_mises"):
+        gs.materials.MPM.ElastoPlastic()
+    scene = gs.Scene(sim_options=gs.options.SimOptions(dt=2e-3),
+                     mpm_options=gs.options.MPMOptions(lower_bound=(-0.5, -0.5, 0.0), upper_bound=(0.5, 0.5, 1.0),
+                                                       grid_density=16, substeps=4))
+    scene.add_entity(gs.morphs.Plane())
+    plastic = scene.add_entity(gs.morphs.Box(pos=(-0.25, 0.0, 0.1), size=(0.15, 0.15, 0.15)),
+                               material=gs.materials.MPM.ElastoPlastic(use_von_mises=False, yield_lower=0.02))
+    snow = scene.add_entity(gs.morphs.Box(pos=(0.25, 0.0, 0.1), size=(0.15, 0.15, 0.15)),
+                            material=gs.materials.MPM.Snow(E=3e5, nu=0.2, rho=1000.0, theta_c=0.02, theta_s=4.5e-3,
+                                                           hardening=0.0))
+    scene.build()
+    for _ in range(60):
+        scene.step()
+    state = scene.get_state()
+    jp, pos = state["MPMSolver.Jp"], state["MPMSolver.pos"]
+    assert jp[plastic.particles].min() < 0.999  # it flowed plastically on landing
+    assert np.allclose(jp[plastic.particles], jp[snow.particles], atol=1e-4)
+    assert np.allclose(pos[plastic.particles] + [0.5, 0.0, 0.0], pos[snow.particles], atol=1e-4)
