@@ -2,6 +2,7 @@
 
 import torch
 
+from sim import headless_gl  # noqa: F401  (must run before anything imports mujoco)
 from sim import materials, morphs, options, runtime
 from sim import solvers as _solvers  # noqa: F401  (registers every solver)
 from sim.checkpoint import CheckpointError, UnsafeCheckpointError
@@ -30,3 +31,8 @@ def __getattr__(name: str):
     if name in _RUNTIME_ATTRS:
         return _RUNTIME_ATTRS[name](runtime.config())
     raise AttributeError(f"module 'sim' has no attribute {name!r}")
+
+
+# Genesis-compatibility surface: gs.surfaces, gs.renderers, gs.constraint_solver, gs.integrator, sim.utils.geom
+from sim import renderers, surfaces, utils  # noqa: E402
+from sim.enums import constraint_solver, integrator  # noqa: E402

@@ -32,7 +32,9 @@ def normalize_envs_idx(envs_idx, n_envs: int) -> np.ndarray:
 
     Accepts a list, tuple, numpy or torch integer array (or one int), or a boolean mask of
     length n_envs. Refuses floats, out-of-range or negative indices, duplicates, a mask of
-    the wrong length, an empty selection and any use on an unbatched scene (n_envs == 0).
+    the wrong length and any use on an unbatched scene (n_envs == 0). An empty selection (or an
+    all-False mask) is valid and selects nothing: RL loops reset "whatever finished this step",
+    which is often nothing, so callers treat it as a no-op.
     """
     if n_envs == 0:
         raise ValueError("envs_idx was given but the scene is unbatched (built with n_envs=0)")
@@ -46,7 +48,7 @@ def normalize_envs_idx(envs_idx, n_envs: int) -> np.ndarray:
     if arr.ndim != 1:
         raise ValueError(f"envs_idx must be one-dimensional, got shape {arr.shape}")
     if arr.size == 0:
-        raise ValueError("envs_idx is empty; pass envs_idx=None to select every environment")
+        return np.zeros(0, dtype=np.int32)
     low, high = int(arr.min()), int(arr.max())
     if low < 0:
         raise ValueError(f"envs_idx holds a negative index ({low}); valid indices are 0..{n_envs - 1}")

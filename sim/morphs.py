@@ -45,17 +45,33 @@ class Plane:
 
 @dataclass(frozen=True)
 class Box:
-    """An axis-aligned box (before `quat`) centred at `pos` with full edge lengths `size`."""
+    """An axis-aligned box (before `quat`) centred at `pos` with full edge lengths `size`.
+
+    euler: Genesis's alternative to quat, extrinsic x-y-z angles in degrees (scipy's "xyz");
+    it sets quat (give one or the other). fixed=True welds the box to the world (no free joint).
+    """
 
     pos: tuple[float, float, float] = (0.0, 0.0, 0.0)
     size: tuple[float, float, float] = (1.0, 1.0, 1.0)
     quat: tuple[float, float, float, float] = (1.0, 0.0, 0.0, 0.0)
+    euler: tuple[float, float, float] | None = None
+    fixed: bool = False
 
     def __post_init__(self):
         object.__setattr__(self, "pos", _vec("Box.pos", self.pos, 3))
         object.__setattr__(self, "size", _vec("Box.size", self.size, 3))
         _positive("Box.size", self.size)
         object.__setattr__(self, "quat", _unit_quat("Box.quat", self.quat))
+        if self.euler is not None:
+            if self.quat != (1.0, 0.0, 0.0, 0.0):
+                raise ValueError("Box takes euler or quat, not both")
+            from sim.utils.geom import xyz_to_quat
+
+            euler = _vec("Box.euler", self.euler, 3)
+            object.__setattr__(self, "euler", euler)
+            object.__setattr__(self, "quat", tuple(float(q) for q in xyz_to_quat(euler, rpy=True, degrees=True)))
+        if not isinstance(self.fixed, bool):
+            raise TypeError(f"Box.fixed must be True or False, got {self.fixed!r}")
 
 
 @dataclass(frozen=True)

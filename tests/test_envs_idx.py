@@ -40,9 +40,8 @@ def test_order_is_kept_and_single_int_accepted():
     (torch.tensor([0.0, 1.0]), TypeError, "dtype float32"),
     (np.ones(N - 1, dtype=bool), ValueError, "mask has shape"),
     (torch.ones(N + 1, dtype=torch.bool), ValueError, "mask has shape"),
-    ([], ValueError, "empty"),
-    (np.array([], dtype=np.int64), ValueError, "empty"),
-    (np.zeros(N, dtype=bool), ValueError, "empty"),
+    (np.array([], dtype=np.float64), TypeError, "dtype float64"),
+    (np.zeros(N - 1, dtype=bool), ValueError, "mask has shape"),
     ([True, 1], TypeError, "mixes"),
     (np.array([[0, 1]]), ValueError, "one-dimensional"),
     ("0,1", TypeError, "got str"),
@@ -56,3 +55,10 @@ def test_bad_forms_raise_naming_the_problem(bad, exc, words):
 def test_unbatched_scene_takes_no_envs_idx():
     with pytest.raises(ValueError, match="unbatched"):
         normalize_envs_idx([0], 0)
+
+
+@pytest.mark.parametrize("empty", [[], (), np.array([], dtype=np.int64), torch.tensor([], dtype=torch.int64),
+                                   np.zeros(N, dtype=bool), torch.zeros(N, dtype=torch.bool), range(0)])
+def test_empty_selection_is_valid_and_selects_nothing(empty):
+    out = normalize_envs_idx(empty, N)
+    assert out.dtype == np.int32 and out.shape == (0,)

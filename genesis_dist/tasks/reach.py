@@ -59,7 +59,8 @@ class FrankaReach(Task):
         self.robot.control_dofs_position(goal, dofs_idx_local=self.arm)
 
     def _hand_error(self):
-        return self.hand.get_pos().numpy() - self.target
+        # each entity read gathers only the asked entries on the device (one kernel launch)
+        return self.hand.get_pos().cpu().numpy() - self.target
 
     def evaluate(self):
         distance = np.linalg.norm(self._hand_error(), axis=1)
@@ -67,7 +68,8 @@ class FrankaReach(Task):
 
     def observations(self):
         error = self._hand_error()
-        obs = np.concatenate([self.robot.get_dofs_position().numpy(), self.robot.get_dofs_velocity().numpy(),
+        obs = np.concatenate([self.robot.get_dofs_position().cpu().numpy(),
+                              self.robot.get_dofs_velocity().cpu().numpy(),
                               error + self.target, self.target, error], axis=1)
         return {"policy": obs.astype(np.float32)}
 

@@ -9,6 +9,7 @@ materials namespace (`gs.materials.<Name>`), so adding a solver touches no core 
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from enum import Enum
 from dataclasses import asdict, dataclass, is_dataclass
 from typing import Any, ClassVar
 
@@ -90,7 +91,9 @@ class Solver(ABC):
 
 
 def to_plain(obj):
-    """Dataclasses, tuples and numpy scalars as plain JSON-able Python values."""
+    """Dataclasses, tuples, enums (by name) and numpy scalars as plain JSON-able Python values."""
+    if isinstance(obj, Enum):
+        return obj.name
     if is_dataclass(obj) and not isinstance(obj, type):
         return {"type": type(obj).__name__, **{k: to_plain(v) for k, v in asdict(obj).items()}}
     if isinstance(obj, dict):

@@ -110,6 +110,38 @@ class VertexEntity:
         envs = self._envs(envs_idx)
         _fill_vec3(self.solver.state["vel"], envs, ids, ti.Vector(vel.tolist()))
 
+    # ------------------------------------------------------------------ Genesis's particle calls
+    def get_particles_pos(self, envs_idx=None):
+        """Vertex positions as a torch tensor: (len(envs), n_vertices, 3), or (n_vertices, 3)
+        unbatched; one gather of only these vertices' rows."""
+        from sim.field_access import gather
+
+        envs = self._envs(envs_idx)
+        out = gather(self.solver.state["pos"], envs, np.arange(self.start, self.start + self.n_vertices))
+        return out[0] if self.solver.scene.n_envs == 0 else out
+
+    def find_closest_particle(self, pos, b: int = 0) -> int:
+        """The entity-local index of the vertex nearest to `pos` in env b."""
+        pos = np.asarray(pos, dtype=np.float64)
+        if pos.shape != (3,) or not np.all(np.isfinite(pos)):
+            raise ValueError(f"pos must be 3 finite numbers, got {pos!r}")
+        n_envs = self.solver.scene.n_envs
+        points = self.get_particles_pos(None if n_envs == 0 else [b]).cpu().numpy().reshape(-1, 3)
+        return int(np.argmin(np.linalg.norm(points - pos, axis=1)))
+
+    def fix_particles(self, particles_idx_local, envs_idx=None) -> None:
+        """Pin these vertices where they are (PBD: not free; FEM: fixed)."""
+        if "free" in self.solver.state:
+            self._set_flag("free", particles_idx_local, False, envs_idx)
+        else:
+            self._set_flag("fixed", particles_idx_local, True, envs_idx)
+
+    def release_particle(self, particles_idx_local, envs_idx=None) -> None:
+        if "free" in self.solver.state:
+            self._set_flag("free", particles_idx_local, True, envs_idx)
+        else:
+            self._set_flag("fixed", particles_idx_local, False, envs_idx)
+
     def get_pos(self) -> np.ndarray:
         """Vertex positions, (n_envs, n_vertices, 3), or (n_vertices, 3) when unbatched (a copy)."""
         self._envs(None)

@@ -137,6 +137,41 @@ class Snow(_MPMMaterial):
 
 
 @dataclass(frozen=True)
+class ElastoPlastic(_MPMMaterial):
+    """Genesis's ElastoPlastic without von Mises: Snow's singular-value clamp to
+    [1 - yield_lower, 1 + yield_higher] with no hardening. use_von_mises=True (Genesis's
+    default) is refused: that yield model is not implemented here."""
+
+    E: float = 3e5
+    nu: float = 0.2
+    rho: float = 1000.0
+    yield_lower: float = 2.5e-2
+    yield_higher: float = 4.5e-3
+    use_von_mises: bool = True
+    von_mises_yield_stress: float = 10000.0
+    sampler: str = "pbs"
+    kind = SNOW
+    hardening = 0.0
+
+    def __post_init__(self):
+        super().__post_init__()
+        if self.use_von_mises:
+            raise ValueError("MPM.ElastoPlastic(use_von_mises=True) is not supported: pass use_von_mises=False "
+                             "for the clamp of F's singular values to [1 - yield_lower, 1 + yield_higher]")
+        if not (0 < float(self.yield_lower) < 1 and float(self.yield_higher) > 0):
+            raise ValueError(f"MPM.ElastoPlastic needs 0 < yield_lower < 1 and yield_higher > 0; got "
+                             f"{self.yield_lower}, {self.yield_higher}")
+
+    @property
+    def theta_c(self):
+        return self.yield_lower
+
+    @property
+    def theta_s(self):
+        return self.yield_higher
+
+
+@dataclass(frozen=True)
 class Liquid(_MPMMaterial):
     """Weakly compressible liquid: no shear stress, pressure lambda * J * (J - 1) from the
     volume ratio J. E and nu set lambda (the default gives a sound speed of ~17 m/s)."""
@@ -158,7 +193,7 @@ class MPMSolver(Solver):
     name = "MPMSolver"
     options_cls = MPMOptions
     options_kwarg = "mpm_options"
-    materials = {"MPM.Elastic": Elastic, "MPM.Snow": Snow, "MPM.Liquid": Liquid}
+    materials = {"MPM.Elastic": Elastic, "MPM.Snow": Snow, "MPM.Liquid": Liquid, "MPM.ElastoPlastic": ElastoPlastic}
 
     def __init__(self, scene, options, sim_options):
         super().__init__(scene, options, sim_options)

@@ -34,6 +34,11 @@ class PairList:
     arrays: dict          # pair_geoms, pair_mu, pair_offset, pair_cap: one row per pair
     n_primitive: int      # the first n_primitive pairs are PRIMITIVE ones
 
+    def select(self, keep: np.ndarray) -> "PairList":
+        """The pairs where `keep` (a bool per pair) is true, in the same order."""
+        keep = np.asarray(keep, dtype=bool)
+        return PairList({k: v[keep] for k, v in self.arrays.items()}, int(keep[:self.n_primitive].sum()))
+
 
 def _weld_ids(model) -> np.ndarray:
     """MuJoCo's body_weldid: the nearest ancestor-or-self with a joint, 0 for the world."""

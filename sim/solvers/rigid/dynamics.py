@@ -4,7 +4,8 @@
 - `bias_forces`: recursive Newton-Euler with zero joint accelerations (mj_rne): C(q, qd) qd + g,
   less the gravity of bodies with gravcomp (MuJoCo adds that back as a passive force instead);
 - `smooth_acceleration`: passive forces (joint and tendon damping and springs), MuJoCo
-  actuators driven by `ctrl` and the Genesis PD / velocity / force dof controllers (their sum
+  actuators driven by `ctrl` and the Genesis PD (towards a position and a velocity
+  target, 0 unless set) / velocity / force dof controllers (their sum
   clamped to each joint's actuatorfrcrange), then qacc = H^-1 (forces - bias) with
   H = M + dt * diag(damping + kv): damping and the kv of servos not at their force limit are
   integrated implicitly, as MuJoCo's implicitfast integrator does (its Euler integrator does
@@ -159,7 +160,7 @@ def smooth_acceleration(d: ti.template(), dt: float):
             ctrl = d.ctrl_force[e, k]
             if mode == CTRL_POSITION:
                 target = ti.min(ti.max(d.ctrl_pos[e, k], d.dof_target_lo[k]), d.dof_target_hi[k])
-                ctrl = d.dofs_kp[e, k] * (target - q) - d.dofs_kv[e, k] * vel
+                ctrl = d.dofs_kp[e, k] * (target - q) + d.dofs_kv[e, k] * (d.ctrl_vel[e, k] - vel)
             elif mode != CTRL_FORCE:
                 target = ti.min(ti.max(d.ctrl_vel[e, k], d.dof_target_lo[k]), d.dof_target_hi[k])
                 ctrl = d.dofs_kv[e, k] * (target - vel)

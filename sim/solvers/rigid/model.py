@@ -323,7 +323,8 @@ def primitive_xml(morph, rho: float, friction: float) -> str:
         geom = f'type="sphere" size="{morph.radius}"'
         quat = (1.0, 0.0, 0.0, 0.0)
     return (f'<mujoco><worldbody><body name="{name.lower()}" pos="{_v(morph.pos)}" quat="{_v(quat)}">'
-            f'<freejoint/><geom {geom} density="{rho}" friction="{friction} 0.005 0.0001"/>'
+            f'{"" if getattr(morph, "fixed", False) else "<freejoint/>"}'
+            f'<geom {geom} density="{rho}" friction="{friction} 0.005 0.0001"/>'
             f'</body></worldbody></mujoco>')
 
 

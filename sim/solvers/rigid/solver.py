@@ -9,7 +9,6 @@ launch over every environment.
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
 
 import mujoco
 import numpy as np
@@ -19,54 +18,16 @@ from sim.solvers.base import FLOAT, FieldSpec, Solver, register_solver, to_plain
 from sim.solvers.rigid import broadphase, collision, constraint, dynamics, integrator, kinematics
 from sim.solvers.rigid.data import RigidData
 from sim.solvers.rigid.entity import RigidEntity, write_entries
+from sim.solvers.rigid.external import ExternalWrenches
+from sim.solvers.rigid.external_api import ExternalForceAPI
 from sim.solvers.rigid.loader import compile_morph, morph_fingerprint, morph_source
-from sim.solvers.rigid.model import (CTRL_FORCE, CTRL_POSITION, CTRL_VELOCITY,
-                                     ModelArrays, append_model, primitive_xml)
+from sim.solvers.rigid.model import CTRL_FORCE, CTRL_POSITION, CTRL_VELOCITY, ModelArrays, append_model, primitive_xml
+from sim.solvers.rigid.options import Rigid, RigidOptions, build_inputs
 
 logger = logging.getLogger("sim")
 
-@dataclass(frozen=True)
-class RigidOptions:
-    """iterations: most Gauss-Seidel sweeps of the constraint solver per substep (it stops
-    early once the impulses stop changing).
-    baumgarte: fraction of a penetration removed per substep. contact_slop: penetration (m)
-    left alone, so resting contacts do not jitter. contact_margin: gap (m) below which a
-    contact is reported (speculatively). max_contacts: cap per environment."""
 
-    iterations: int = 30
-    baumgarte: float = 0.2
-    contact_slop: float = 1e-3
-    contact_margin: float = 0.01
-    max_contacts: int = 64
-
-    def __post_init__(self):
-        if int(self.iterations) != self.iterations or self.iterations < 1:
-            raise ValueError(f"RigidOptions.iterations must be an int >= 1, got {self.iterations}")
-        if int(self.max_contacts) != self.max_contacts or self.max_contacts < 1:
-            raise ValueError(f"RigidOptions.max_contacts must be an int >= 1, got {self.max_contacts}")
-        if not 0 <= self.baumgarte <= 1:
-            raise ValueError(f"RigidOptions.baumgarte must be in [0, 1], got {self.baumgarte}")
-        for name in ("contact_slop", "contact_margin"):
-            if not getattr(self, name) >= 0:
-                raise ValueError(f"RigidOptions.{name} must be >= 0, got {getattr(self, name)}")
-
-
-@dataclass(frozen=True)
-class Rigid:
-    """The default material. rho (kg/m^3) sets the mass of Box / Sphere morphs (MJCF models
-    carry their own masses); friction is their Coulomb coefficient."""
-
-    rho: float = 1000.0
-    friction: float = 1.0
-
-    def __post_init__(self):
-        if not self.rho > 0:
-            raise ValueError(f"Rigid.rho must be positive, got {self.rho}")
-        if not self.friction >= 0:
-            raise ValueError(f"Rigid.friction must be >= 0, got {self.friction}")
-
-
-class RigidSolver(Solver):
+class RigidSolver(ExternalForceAPI, Solver):
     name = "RigidSolver"
     options_cls = RigidOptions
     options_kwarg = "rigid_options"
@@ -139,8 +100,7 @@ class RigidSolver(Solver):
         return broadphase.candidate_pairs(self.model)
 
     def build(self, n_envs, batch, state):
-        pairs = self.candidate_pairs()
-        mdl = self.model
+        mdl, pairs = build_inputs(self)  # the model and pairs left by the options that remove constraints
         possible = int(pairs.arrays["pair_cap"].sum())
         max_contacts = max(1, min(possible, self.options.max_contacts))
         dt = self.sim_options.dt / self.sim_options.substeps
@@ -148,6 +108,7 @@ class RigidSolver(Solver):
         self.data = RigidData(mdl, pairs, batch, state, runtime.config().ti_float, max_contacts,
                               self.options, dt, self.sim_options.gravity)
         self.state = state
+        self.external = ExternalWrenches(self.data, runtime.config().ti_float)
         init = {"qpos": mdl.qpos0, "ctrl_mode": mdl.dof_mode, "ctrl_pos": mdl.dof_target,
                 "dofs_kp": mdl.dof_kp, "dofs_kv": mdl.dof_kv, "ctrl": mdl.act_ctrl0}
         for name, values in init.items():
@@ -202,9 +163,11 @@ class RigidSolver(Solver):
         d, dt = self.data, self.data.dt
         for _ in range(self.sim_options.substeps):
             self.forward()
+            self.external.apply()
             collision.detect_contacts(d)
             constraint.solve_constraints(d, dt)
             integrator.integrate_positions(d, dt)
+        self.external.clear()
         self.update_links()
 
 

@@ -1,0 +1,1 @@
+"""Helpers Genesis scripts import (`sim.utils.geom` for `genesis.utils.geom`)."""
