@@ -40,19 +40,12 @@ METRICS = {
 }
 
 
-def prometheus_names() -> set[str]:
-    """Every series name Prometheus gets from this module (Ray's "ray_" prefix; counters end in
-    _total, histograms give _bucket, _sum and _count)."""
-    names = set()
-    for name, (kind, _, _) in METRICS.items():
-        full = "ray_" + PREFIX + name
-        if kind == "counter":
-            names.add(full + "_total")
-        elif kind == "histogram":
-            names.update(full + suffix for suffix in ("_bucket", "_sum", "_count"))
-        else:
-            names.add(full)
-    return names
+def prometheus_series() -> dict[str, str]:
+    """{series name Prometheus gets: metric name in METRICS}: Ray adds the prefix "ray_"; a counter's
+    series ends in _total, a histogram gives _bucket, _sum and _count."""
+    suffixes = {"counter": ("_total",), "gauge": ("",), "histogram": ("_bucket", "_sum", "_count")}
+    return {"ray_" + PREFIX + name + suffix: name
+            for name, (kind, _, _) in METRICS.items() for suffix in suffixes[kind]}
 
 
 def _make(name: str, scene: str):
