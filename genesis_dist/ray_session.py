@@ -17,10 +17,11 @@ EMBEDDED_OBJECT_STORE_BYTES = 512 * 2**20
 SYSTEM_CONFIG = {"max_direct_call_object_size": 16 * 2**20}
 
 # What keeps a shard process quiet (Taichi reads both when it is imported): no "[Taichi] version ..."
-# banner, and Taichi's own log at "warn", so its info lines ("Graphical python shell detected, using
-# wrapped sys.stdout", printed because Ray wraps a worker's stdout) are dropped while its warnings and
-# errors still reach the driver. A variable already set in the driver's environment wins.
-QUIET_SHARD_ENV = {"ENABLE_TAICHI_HEADER_PRINT": "0", "TI_LOG_LEVEL": "warn"}
+# banner, and no Python print buffer: Ray gives a worker a wrapped sys.stdout, which Taichi takes for a
+# notebook ("Graphical python shell detected, using wrapped sys.stdout"); without the buffer, prints
+# from kernels go to the process's own stdout, which Ray already streams to the driver. Taichi's
+# warnings and errors are untouched. A variable already set in the driver's environment wins.
+QUIET_SHARD_ENV = {"ENABLE_TAICHI_HEADER_PRINT": "0", "TI_ENABLE_PYBUF": "0"}
 
 
 def shard_env() -> dict[str, str]:

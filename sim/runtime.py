@@ -7,6 +7,8 @@ specification's snippets, which never call `gs.init`, run as written.
 
 from __future__ import annotations
 
+import contextlib
+import io
 import logging
 import random
 from dataclasses import dataclass
@@ -74,7 +76,8 @@ def init(backend: str = cpu, precision: str = "32", seed: int = 0, deterministic
                   random_seed=config.seed, offline_cache=True, log_level=ti.ERROR if level != "debug" else ti.INFO)
     if deterministic and backend == cpu:
         kwargs["cpu_max_num_threads"] = 1
-    ti.init(**kwargs)
+    with contextlib.redirect_stdout(io.StringIO()):  # Taichi prints "[Taichi] Starting on arch=..." at any log level
+        ti.init(**kwargs)
     if backend == gpu and ti.lang.impl.current_cfg().arch != ti.cuda:
         raise RuntimeError("gs.gpu was requested but Taichi found no CUDA device")
     _config = config
