@@ -25,5 +25,5 @@ def enabled(show: bool | None = None) -> bool | None:
 def bar(total: int | float | None, desc: str, unit: str = "it", show: bool | None = None, **kwargs) -> tqdm:
     """A tqdm bar (use `with` or call .close()); `unit_scale` etc. pass through. total=None: a counter."""
     flag = enabled(show)
-    return tqdm(total=total, desc=desc, unit=unit, delay=DELAY_S, leave=False, dynamic_ncols=True,
-                disable=None if flag is None else not flag, **kwargs)
+    kwargs = {"delay": DELAY_S, "leave": False, "dynamic_ncols": True, **kwargs}
+    return tqdm(total=total, desc=desc, unit=unit, disable=None if flag is None else not flag, **kwargs)

@@ -76,3 +76,45 @@ def test_assets_failure_is_one_line_and_exit_code_2(tmp_path, monkeypatch, capsy
     assert cli.main(["assets"]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "could not download genesis-world" in err and "No matching distribution" in err
+
+
+def test_log_level_keeps_warnings_and_shards_are_one_line_each(caplog):
+    from types import SimpleNamespace
+
+    from genesis_dist import logs
+    from genesis_dist.layout import Layout
+
+    with pytest.raises(ValueError, match="warnings and errors are always shown"):
+        logs.set_level("error")
+    scene = SimpleNamespace(n_shards=2, layout=Layout(5, 2), shard_info=[
+        {"node_id": "a" * 56, "pid": 11, "backend": "cpu"}, {"node_id": "b" * 56, "pid": 12, "backend": "cuda"}])
+    logs.set_level("warning")
+    with caplog.at_level("WARNING", logger="genesis_dist"):
+        logs.shards_started(scene)
+    assert caplog.records == []
+    logs.set_level("info")
+    try:
+        with caplog.at_level("INFO", logger="genesis_dist"):
+            logs.shards_started(scene)
+    finally:
+        logs.set_level("warning")
+    assert [r.getMessage() for r in caplog.records] == [
+        "shard 0: envs 0..2 (3) on node aaaaaaaaaaaa pid 11, backend cpu",
+        "shard 1: envs 3..4 (2) on node bbbbbbbbbbbb pid 12, backend cuda"]
+
+
+def test_progress_bars_only_on_a_terminal_and_never_when_asked(monkeypatch):
+    import io
+
+    from genesis_dist import progress
+
+    monkeypatch.delenv(progress.ENV_VAR, raising=False)
+    assert progress.enabled() is None and progress.enabled(False) is False and progress.enabled(True) is True
+    with progress.bar(3, "x", file=io.StringIO()) as bar:  # not a terminal
+        assert bar.disable
+    monkeypatch.setenv(progress.ENV_VAR, "0")
+    assert progress.enabled() is False and progress.enabled(True) is True
+    out = io.StringIO()
+    with progress.bar(3, "forced", show=True, file=out, delay=0) as bar:
+        bar.update(3)
+    assert "forced" in out.getvalue()
