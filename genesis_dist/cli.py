@@ -91,6 +91,7 @@ def demo(n_envs: int, n_shards: int, reload_shards: int, steps: int, metrics: bo
             _say(t0, f"loaded the checkpoint on {reload_shards} shards of {other.layout.sizes} envs: t={other.t}")
             _steps(other, steps, recorder, show_progress)
             state = other.get_state()
+    recorder.flush()
     identical = all(np.array_equal(state[k], reference[k]) for k in reference.keys())
     _say(t0, f"continued {steps} steps on {reload_shards} shards: t={state.t}; the trajectory is "
              f"{'bit-identical to' if identical else 'DIFFERENT from'} the {n_shards}-shard reference")

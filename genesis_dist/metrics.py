@@ -6,8 +6,9 @@ Ray exports them only where its dashboard agent runs in full, i.e. with `ray[def
 Prometheus sees every name with Ray's prefix "ray_" (e.g. ray_genesis_dist_env_steps_total).
 
 The coordinator calls one `Recorder` per scene: `step` once per step, `reset`, `recovery`,
-`checkpoint`. A recorder made with enabled=False does nothing and costs a method call; an enabled
-one keeps its Ray metric objects and their tags, so a step allocates nothing of its own.
+`checkpoint`, and `flush` at shutdown. A recorder made with enabled=False does nothing and costs a
+method call; an enabled one keeps its Ray metric objects and their tags, allocates nothing of its
+own per step, and talks to Ray on a small fraction of steps (see Recorder).
 """
 
 from __future__ import annotations
@@ -21,16 +22,17 @@ TAG_KEYS = ("scene",)
 SECONDS_BUCKETS = [1e-4, 2e-4, 5e-4, 1e-3, 2e-3, 5e-3, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0, 2.0, 5.0, 10.0, 30.0,
                    60.0, 300.0]
 BYTES_BUCKETS = [2.0**k for k in range(10, 41, 2)]  # 1 KiB .. 1 TiB
-RATE_WINDOW_S = 1.0  # env_steps_per_second is averaged over at least this long
+RATE_WINDOW_S = 1.0  # env_steps_per_second is averaged over at least this long; counts reach Ray this often
+MAX_SAMPLES_PER_S = 100  # step-time histograms observe about this many steps a second, at most
 
 # name (without PREFIX): (kind, description, histogram buckets)
 METRICS = {
     "env_steps": ("counter", "environment steps taken (n_envs per scene step)", None),
     "env_steps_per_second": ("gauge", "environment steps per second, averaged over >= 1 s", None),
-    "step_seconds": ("histogram", "seconds of one scene step, as the caller sees it", SECONDS_BUCKETS),
+    "step_seconds": ("histogram", "seconds of one scene step, as the caller sees it (sampled)", SECONDS_BUCKETS),
     "coordinator_overhead_seconds": ("histogram", "step seconds not spent stepping in the slowest shard "
-                                     "(transport, splitting, gathering)", SECONDS_BUCKETS),
-    "shard_step_seconds": ("histogram", "seconds the slowest shard spent on its own step", SECONDS_BUCKETS),
+                                     "(transport, splitting, gathering; sampled)", SECONDS_BUCKETS),
+    "shard_step_seconds": ("histogram", "seconds the slowest shard spent on its own step (sampled)", SECONDS_BUCKETS),
     "resets": ("counter", "reset calls", None),
     "reset_envs": ("counter", "environments reset", None),
     "recoveries": ("counter", "recoveries from a dead shard or node", None),
@@ -61,7 +63,14 @@ def _make(name: str, scene: str):
 
 
 class Recorder:
-    """The metrics of one scene, tagged scene=`scene` (a name that tells scenes apart on a dashboard)."""
+    """The metrics of one scene, tagged scene=`scene` (a name that tells scenes apart on a dashboard).
+
+    A Ray metric record costs 10-40 us, so `step` keeps its counts in Python and hands them to Ray
+    once per RATE_WINDOW_S (call `flush` at the end, so the last window is not lost), and observes
+    the step-time histograms for at most about MAX_SAMPLES_PER_S steps a second (every k-th step,
+    k set from the last window's step rate): their counts are samples, their quantiles are the
+    steps'. Resets, recoveries and checkpoints are rare and recorded as they happen.
+    """
 
     def __init__(self, scene: str, enabled: bool = True):
         if not isinstance(scene, str) or not scene:
@@ -77,23 +86,37 @@ class Recorder:
         self._recoveries, self._recovery_s = m["recoveries"], m["recovery_seconds"]
         self._ckpt_bytes, self._ckpt_s = m["checkpoint_bytes"], m["checkpoint_seconds"]
         self._window_start = time.perf_counter()
-        self._window_steps = 0
+        self._window_envs = 0  # env-steps in this window (for the rate)
+        self._window_steps = 0  # scene steps in this window (for the sampling stride)
+        self._unsent = 0  # env-steps not yet added to the Ray counter
+        self._stride = 1
 
     def step(self, n_envs: int, seconds: float, shard_seconds: float | None = None) -> None:
         """One scene step of `n_envs` envs that took `seconds` for the caller, of which the slowest
         shard spent `shard_seconds` stepping (None where the transport does not report it)."""
         if not self.enabled:
             return
-        self._env_steps.inc(int(n_envs))
-        self._step_s.observe(seconds)
-        if shard_seconds is not None:
-            self._shard_s.observe(shard_seconds)
-            self._overhead_s.observe(max(seconds - shard_seconds, 0.0))
-        self._window_steps += n_envs
+        self._unsent += n_envs
+        self._window_envs += n_envs
+        self._window_steps += 1
+        if self._window_steps % self._stride == 0:
+            self._step_s.observe(seconds)
+            if shard_seconds is not None:
+                self._shard_s.observe(shard_seconds)
+                self._overhead_s.observe(max(seconds - shard_seconds, 0.0))
         now = time.perf_counter()
         if now - self._window_start >= RATE_WINDOW_S:
-            self._rate.set(self._window_steps / (now - self._window_start))
-            self._window_start, self._window_steps = now, 0
+            elapsed = now - self._window_start
+            self._rate.set(self._window_envs / elapsed)
+            self._stride = max(1, int(self._window_steps / elapsed / MAX_SAMPLES_PER_S))
+            self._window_start, self._window_envs, self._window_steps = now, 0, 0
+            self.flush()
+
+    def flush(self) -> None:
+        """Hand the env-steps counted since the last window to Ray (at shutdown, or before reading)."""
+        if self.enabled and self._unsent:
+            self._env_steps.inc(int(self._unsent))
+            self._unsent = 0
 
     def reset(self, n_envs: int) -> None:
         """One reset call that reset `n_envs` envs (0: an empty envs_idx)."""

@@ -40,8 +40,8 @@ def metrics_ray():
     ray.shutdown()
 
 
-def scrape(url: str, wanted: dict, timeout_s: float = 60.0) -> dict:
-    """{(series name, le or None): value} of this test's scene, once every `wanted` series has its value."""
+def scrape(url: str, wanted: dict, scene: str = SCENE, timeout_s: float = 60.0) -> dict:
+    """{(series name, le or None): value} of `scene`, once every `wanted` series has its value."""
     from prometheus_client.parser import text_string_to_metric_families
 
     deadline = time.monotonic() + timeout_s
@@ -51,7 +51,7 @@ def scrape(url: str, wanted: dict, timeout_s: float = 60.0) -> dict:
         except OSError:
             text = ""
         found = {(s.name, s.labels.get("le")): s.value for family in text_string_to_metric_families(text)
-                 for s in family.samples if s.labels.get("scene") == SCENE}
+                 for s in family.samples if s.labels.get("scene") == scene}
         if all(found.get(k) == v for k, v in wanted.items()) or time.monotonic() > deadline:
             return found
         time.sleep(0.3)
@@ -66,6 +66,7 @@ def test_recorded_values_come_back_through_rays_prometheus_endpoint(metrics_ray)
     recorder.reset(0)
     recorder.recovery(2.5)
     recorder.checkpoint(4096, 0.2)
+    recorder.flush()  # env-steps reach Ray once a second, or now
     p = "ray_genesis_dist_"
     wanted = {
         (p + "env_steps_total", None): 64.0,
@@ -96,12 +97,31 @@ def test_env_steps_per_second_is_published_after_a_window(metrics_ray, monkeypat
     assert found.get(("ray_genesis_dist_env_steps_per_second", None)) == 300.0
 
 
+def test_step_times_are_sampled_at_high_step_rates_and_counts_stay_exact(metrics_ray, monkeypatch):
+    now = [0.0]
+    monkeypatch.setattr(metrics.time, "perf_counter", lambda: now[0])
+    recorder = metrics.Recorder("test-metrics-sampled")
+    for i in range(1, 1001):  # 1000 steps a second: every step observed in the first window
+        now[0] = i / 1000
+        recorder.step(8, 0.001, 0.0005)
+    for i in range(1, 101):  # then every 1000 / MAX_SAMPLES_PER_S = 10th step
+        now[0] = 1.0 + i / 1000
+        recorder.step(8, 0.001, 0.0005)
+    recorder.flush()
+    wanted = {("ray_genesis_dist_env_steps_total", None): 8.0 * 1100,
+              ("ray_genesis_dist_step_seconds_count", None): 1000.0 + 10,
+              ("ray_genesis_dist_shard_step_seconds_count", None): 1000.0 + 10}
+    found = scrape(metrics_ray, wanted, scene="test-metrics-sampled")
+    assert {k: found.get(k) for k in wanted} == wanted
+
+
 def test_a_disabled_recorder_records_nothing():
     recorder = metrics.Recorder("off", enabled=False)
     recorder.step(16, 0.01, 0.005)
     recorder.reset(2)
     recorder.recovery(1.0)
     recorder.checkpoint(10, 0.1)
+    recorder.flush()
     assert not hasattr(recorder, "_env_steps")
     with pytest.raises(ValueError, match="non-empty name"):
         metrics.Recorder("")
