@@ -51,7 +51,8 @@ def describe(path) -> list[str]:
     task = {k: a for k, a in arrays.items() if k.startswith(BUFFER_PREFIX)}
     first = next(iter(arrays.values()), None)
     if meta is not None:
-        n_envs, fingerprint, fmt = str(meta.get("n_envs")), str(meta.get("fingerprint")), str(meta.get("format"))
+        n_envs = f"{meta.get('n_envs')}{' (unbatched: no env axis)' if meta.get('n_envs') == 0 else ''}"
+        fingerprint, fmt = str(meta.get("fingerprint")), str(meta.get("format"))
     else:
         n_envs = f"{first.shape[0] if first is not None and first.ndim else '?'} (no meta: from the first array)"
         fingerprint, fmt = "(no meta: a file in the specification's format)", "-"
@@ -96,6 +97,7 @@ def diff(path_a, path_b) -> list[str]:
         out.append(f"only in the first: {', '.join(only_a)}")
     if only_b:
         out.append(f"only in the second: {', '.join(only_b)}")
+    batched = meta_a.get("n_envs") != 0  # n_envs=0: an unbatched scene, arrays have no env axis
     for key in (k for k in a["arrays"] if k in b["arrays"]):
         x, y = a["arrays"][key], b["arrays"][key]
         if x.shape != y.shape:
@@ -103,8 +105,9 @@ def diff(path_a, path_b) -> list[str]:
         elif x.dtype != y.dtype:
             out.append(f"{key}: dtype {x.dtype} vs {y.dtype}")
         else:
-            found = _first_differing_env(x, y)
-            if found is not None:
-                env, count = found
-                out.append(f"{key}: values differ in {count} env(s), first env {env}")
+            found = _first_differing_env(x, y) if batched else _first_differing_env(x[None], y[None])
+            if found is not None and batched:
+                out.append(f"{key}: values differ in {found[1]} env(s), first env {found[0]}")
+            elif found is not None:
+                out.append(f"{key}: values differ (an unbatched scene)")
     return out
