@@ -35,7 +35,10 @@ def files(tmp_path_factory):
     out["franka_state"] = scene.get_state()
     scene.reset(envs_idx=[2])
     scene.save_checkpoint(folder / "franka_reset2.pkl")
-    franka(3).save_checkpoint(folder / "franka3.pkl")
+    single = franka(0)  # unbatched: no env axis
+    single.save_checkpoint(folder / "single.pkl")
+    single.step()
+    single.save_checkpoint(folder / "single_stepped.pkl")
 
     mpm = gs.Scene(sim_options=gs.options.SimOptions(dt=0.01),
                    mpm_options=gs.options.MPMOptions(lower_bound=(-0.5, -0.5, 0.0), upper_bound=(0.5, 0.5, 1.0),
@@ -51,7 +54,8 @@ def files(tmp_path_factory):
         for _ in range(2):
             env.step(torch.zeros(4, env.num_actions))
         env.save_checkpoint(folder / "vecenv.pkl")
-    out.update({name: folder / f"{name}.pkl" for name in ("franka", "franka_reset2", "franka3", "mpm", "vecenv")})
+    out.update({name: folder / f"{name}.pkl" for name in ("franka", "franka_reset2", "single", "single_stepped",
+                                                                  "mpm", "vecenv")})
     return out
 
 
@@ -117,10 +121,17 @@ def test_diff_names_the_first_differing_env(files, capsys):
     assert code == 0 and "hold the same arrays" in out
 
 
+def test_unbatched_checkpoint_names_no_env(files, capsys):
+    code, out, _ = run(capsys, files["single"])
+    assert code == 0 and "n_envs       0 (unbatched" in out and row(out, "RigidSolver.qpos")[1] == "(9,)"
+    code, out, _ = run(capsys, files["single"], "--diff", files["single_stepped"])
+    assert code == 1 and "step_index: 0 vs 1" in out and "RigidSolver.qpos: values differ (an unbatched scene)" in out
+
+
 def test_diff_names_keys_shapes_and_scene(files, capsys):
-    code, out, _ = run(capsys, files["franka"], "--diff", files["franka3"])
+    code, out, _ = run(capsys, files["franka"], "--diff", files["single"])
     assert code == 1
-    assert "n_envs: 4 vs 3" in out and "RigidSolver.qpos: shape (4, 9) vs (3, 9)" in out
+    assert "n_envs: 4 vs 0" in out and "RigidSolver.qpos: shape (4, 9) vs (9,)" in out
     code, out, _ = run(capsys, files["franka"], "--diff", files["mpm"])
     assert code == 1 and "fingerprint:" in out
     assert "only in the first: RigidSolver.ctrl_force" in out and "MPMSolver.pos" in out.split("only in the second:")[1]
