@@ -69,6 +69,19 @@ def describe(path) -> list[str]:
     return lines
 
 
+# sim.checkpoint.describe_differences speaks of a file and a scene; here both sides are files
+_SIDES = (("is new in the scene", "is only in the second"), ("is in the file but not in the scene", "is only in the first"),
+          ("in the file,", "in the first,"), ("in the scene", "in the second"), ("file has", "first has"),
+          ("scene has", "second has"))
+
+
+def _as_files(line: str) -> str:
+    where, _, rest = line.partition(" ")  # a difference's path has no spaces
+    for old, new in _SIDES:
+        rest = rest.replace(old, new)
+    return f"{where} {rest}"
+
+
 def _first_differing_env(a: np.ndarray, b: np.ndarray) -> tuple[int, int] | None:
     """(first env index whose rows differ, number of differing envs), NaN equal to NaN; None if equal."""
     same = (a == b) | ((a != a) & (b != b)) if np.issubdtype(a.dtype, np.floating) else (a == b)
@@ -90,7 +103,7 @@ def diff(path_a, path_b) -> list[str]:
     for key in ("n_envs", "fingerprint", "format"):
         if meta_a.get(key) != meta_b.get(key):
             out.append(f"{key}: {meta_a.get(key, '(no meta)')} vs {meta_b.get(key, '(no meta)')}")
-    out += checkpoint.describe_differences(meta_a.get("scene"), meta_b.get("scene"), "scene")
+    out += [_as_files(d) for d in checkpoint.describe_differences(meta_a.get("scene"), meta_b.get("scene"), "scene")]
     only_a = sorted(set(a["arrays"]) - set(b["arrays"]))
     only_b = sorted(set(b["arrays"]) - set(a["arrays"]))
     if only_a:
