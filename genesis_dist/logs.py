@@ -14,10 +14,12 @@ LEVELS = ("debug", "info", "warning")
 FORMAT = "[genesis_dist] %(levelname)s %(message)s"
 
 
-def set_level(log_level: str) -> None:
-    """Let the `genesis_dist` logger show records from `log_level` up. Where nothing handles them
-    (no handler on this logger or the root logger), a stderr handler is added once, so INFO lines
-    show without the caller configuring logging."""
+def set_level(log_level: str | None) -> None:
+    """Let the `genesis_dist` logger show records from `log_level` up (None: leave it as the
+    program configured it). Where nothing handles them (no handler on this logger or the root
+    logger), a stderr handler is added once, so INFO lines show without configuring logging."""
+    if log_level is None:
+        return
     if not isinstance(log_level, str) or log_level.lower() not in LEVELS:
         raise ValueError(f"log_level must be one of {LEVELS} (warnings and errors are always shown), "
                          f"got {log_level!r}")

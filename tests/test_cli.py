@@ -89,6 +89,7 @@ def test_log_level_keeps_warnings_and_shards_are_one_line_each(caplog):
     scene = SimpleNamespace(n_shards=2, layout=Layout(5, 2), shard_info=[
         {"node_id": "a" * 56, "pid": 11, "backend": "cpu"}, {"node_id": "b" * 56, "pid": 12, "backend": "cuda"}])
     logs.set_level("warning")
+    logs.set_level(None)  # a scene without log_level leaves the level alone
     with caplog.at_level("WARNING", logger="genesis_dist"):
         logs.shards_started(scene)
     assert caplog.records == []
