@@ -14,6 +14,9 @@ from sim import model_wheels
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 STORY_LINE = re.compile(r"^\[ *\d+\.\d s\] \S")
+# abseil's raw log in a Ray worker ("[mutex.cc : 452] RAW: Lock blocking 0x... @ ..."), printed by native
+# code when a lock waits under heavy load (seen once at load average 15 on 2 cores); it has no switch
+FOREIGN_LINE = re.compile(r"\[mutex\.cc : \d+\] RAW: Lock blocking")
 
 
 def test_demo_output_is_the_demo_story_and_nothing_else():
@@ -26,8 +29,10 @@ def test_demo_output_is_the_demo_story_and_nothing_else():
     assert done.returncode == 0, "\n".join(lines)
     for noise in ("[Taichi]", "Graphical python shell", "Token authentication"):
         assert not any(noise in line for line in lines), f"{noise!r} in the demo's output:\n" + "\n".join(lines)
-    assert [line for line in lines if not STORY_LINE.match(line)] == [], "\n".join(lines)
-    assert len(lines) == 7 and "bit-identical" in lines[-1]
+    assert [line for line in lines if not (STORY_LINE.match(line) or FOREIGN_LINE.search(line))] == [], \
+        "\n".join(lines)
+    story = [line for line in lines if STORY_LINE.match(line)]
+    assert len(story) == 7 and "bit-identical" in story[-1]
 
 
 def fake_pip_download(contents: dict[str, bytes]):
