@@ -1,5 +1,9 @@
 """genesis_dist: the sim scene sharded over Ray actors, with one checkpoint that reshards on load."""
 
+import os
+
+os.environ.setdefault("ENABLE_TAICHI_HEADER_PRINT", "0")  # no "[Taichi] version ..." banner at import (1: show it)
+
 from genesis_dist.errors import ShardDiedError, ShardError
 from genesis_dist.layout import Layout
 from genesis_dist.recovery import Recovery

@@ -1,5 +1,10 @@
-"""The `genesis-dist` command. `genesis-dist demo`: a DistributedScene on the local Ray (CPU),
-stepped, partly reset, saved, reloaded on another shard count, and continued, saying what it did."""
+"""The `genesis-dist` command.
+
+demo: a DistributedScene on the local Ray (CPU), stepped, partly reset, saved, reloaded on another
+shard count, and continued, saying what it did (and publishing its metrics, see genesis_dist.metrics).
+inspect: what a checkpoint file holds, or (--diff) how two differ.
+assets: fetch the pinned third-party model wheels (Genesis's assets, ...) and say where they are.
+"""
 
 from __future__ import annotations
 
@@ -10,6 +15,8 @@ import tempfile
 import time
 
 import numpy as np
+
+from genesis_dist import logs, progress
 
 
 def build_franka(n_envs: int):
@@ -27,10 +34,28 @@ def _say(t0: float, message: str) -> None:
     print(f"[{time.perf_counter() - t0:6.1f} s] {message}", flush=True)
 
 
-def demo(n_envs: int, n_shards: int, reload_shards: int, steps: int) -> int:
+def _steps(scene, steps: int, recorder, show_progress: bool | None) -> None:
+    """`steps` scene steps, each timed into the metrics recorder."""
+    with progress.bar(steps, f"stepping {scene.n_envs} envs", unit="step", show=show_progress) as bar:
+        for _ in range(steps):
+            start = time.perf_counter()
+            scene.step()
+            recorder.step(scene.n_envs, time.perf_counter() - start)
+            bar.update()
+
+
+def _timed_checkpoint(action, path, recorder) -> None:
+    start = time.perf_counter()
+    action(path)
+    recorder.checkpoint(os.path.getsize(path), time.perf_counter() - start)
+
+
+def demo(n_envs: int, n_shards: int, reload_shards: int, steps: int, metrics: bool = True,
+         show_progress: bool | None = None) -> int:
     import ray
 
     import genesis_dist as gd
+    from genesis_dist.metrics import Recorder
 
     t0 = time.perf_counter()
     kwargs = dict(backend="cpu", deterministic=True, resources_per_shard={"num_cpus": 1})
@@ -39,36 +64,77 @@ def demo(n_envs: int, n_shards: int, reload_shards: int, steps: int) -> int:
     _say(t0, f"{'joined' if joined else 'started a local'} Ray ({ray.cluster_resources().get('CPU', 0):g} CPUs); "
              f"built {scene.n_envs} Franka envs on {scene.n_shards} CPU shards of {scene.layout.sizes} envs, "
              f"spread over {len({info['node_id'] for info in scene.shard_info})} Ray node(s)")
-    for _ in range(steps):
-        scene.step()
+    logs.shards_started(scene)
+    recorder = Recorder("demo", enabled=metrics)
+    _steps(scene, steps, recorder, show_progress)
     qpos = scene.get_state()["RigidSolver.qpos"]
     _say(t0, f"stepped {steps} times in one round trip each: t={scene.t}, mean |qpos| = {np.abs(qpos).mean():.4f}")
 
     idx = [0, scene.layout.range(1)[0] if n_shards > 1 else 1, n_envs - 1]
     scene.reset(envs_idx=idx)
+    recorder.reset(len(idx))
     shards = sorted({s for s, _, _ in scene.layout.group(idx)})
     changed = np.flatnonzero((scene.get_state()["RigidSolver.qpos"] != qpos).any(axis=1)).tolist()
     _say(t0, f"reset envs {idx} by global index: shards {shards} were called, envs {changed} changed")
 
     with tempfile.TemporaryDirectory() as folder:
         path = os.path.join(folder, "demo_checkpoint.pkl")
-        scene.save_checkpoint(path)
+        _timed_checkpoint(scene.save_checkpoint, path, recorder)
         _say(t0, f"saved one checkpoint ({os.path.getsize(path) / 1024:.0f} KiB) merged from {n_shards} shards")
-        for _ in range(steps):
-            scene.step()
+        _steps(scene, steps, recorder, show_progress)
         reference = scene.get_state()
         scene.shutdown()
         _say(t0, f"continued {steps} steps on {n_shards} shards (t={reference.t}) as the reference, then shut them down")
         with gd.DistributedScene(build_franka, n_envs=n_envs, n_shards=reload_shards, **kwargs) as other:
-            other.load_checkpoint(path)
+            logs.shards_started(other)
+            _timed_checkpoint(other.load_checkpoint, path, recorder)
             _say(t0, f"loaded the checkpoint on {reload_shards} shards of {other.layout.sizes} envs: t={other.t}")
-            for _ in range(steps):
-                other.step()
+            _steps(other, steps, recorder, show_progress)
             state = other.get_state()
+    recorder.flush()
     identical = all(np.array_equal(state[k], reference[k]) for k in reference.keys())
     _say(t0, f"continued {steps} steps on {reload_shards} shards: t={state.t}; the trajectory is "
              f"{'bit-identical to' if identical else 'DIFFERENT from'} the {n_shards}-shard reference")
     return 0 if identical else 1
+
+
+def _fail(message: str) -> int:
+    """A problem the user can fix: one line on stderr, exit code 2, no traceback."""
+    print("genesis-dist: " + " ".join(message.split()), file=sys.stderr)
+    return 2
+
+
+def inspect(path, other=None) -> int:
+    """Print what `path` holds; with `other`, what differs (exit 1 if anything does, like diff)."""
+    from sim import checkpoint
+    from genesis_dist import inspect_checkpoint
+
+    try:
+        lines = inspect_checkpoint.describe(path) if other is None else inspect_checkpoint.diff(path, other)
+    except (checkpoint.CheckpointError, OSError) as e:
+        where = "" if os.fspath(path) in str(e) or (other and os.fspath(other) in str(e)) else f" ({path})"
+        return _fail(f"cannot read the checkpoint{where}: {e}")
+    if other is None:
+        print("\n".join(lines))
+        return 0
+    print("\n".join(lines) if lines else
+          f"{path} and {other} hold the same arrays, step index and scene (timestamps aside)")
+    return 1 if lines else 0
+
+
+def assets(fetch_all: bool) -> int:
+    """Fetch genesis-world's wheel (or, with --all, every pinned model wheel) and print where each is."""
+    from sim import model_wheels
+
+    for package in sorted(model_wheels.WHEELS) if fetch_all else ["genesis-world"]:
+        try:
+            folder = model_wheels.wheel_dir(package, fetch=True)
+        except model_wheels.ModelFetchError as e:
+            return _fail(str(e))
+        print(f"{package}=={model_wheels.WHEELS[package]}: {folder}")
+        if package == "genesis-world":
+            print(f"  Genesis assets (GS_ASSETS_DIR overrides): {model_wheels.genesis_assets()}")
+    return 0
 
 
 def main(argv=None) -> int:
@@ -79,8 +145,23 @@ def main(argv=None) -> int:
     p.add_argument("--shards", type=int, default=3)
     p.add_argument("--reload-shards", type=int, default=2)
     p.add_argument("--steps", type=int, default=20)
+    p.add_argument("--log-level", choices=logs.LEVELS, default="warning",
+                   help="info: also one line per shard (where it runs, its envs, its backend)")
+    p.add_argument("--no-metrics", action="store_true", help="publish no Ray metrics")
+    p.add_argument("--no-progress", action="store_true", help="no progress bars (they show only on a terminal)")
+    p = sub.add_parser("inspect", help="what a checkpoint holds: n_envs, step, fingerprint, every array's stats")
+    p.add_argument("checkpoint")
+    p.add_argument("--diff", metavar="OTHER", help="name what differs from OTHER instead (exit code 1 if anything)")
+    p = sub.add_parser("assets", help="fetch the pinned model wheels (Genesis's assets) and print where they are")
+    p.add_argument("--all", action="store_true", help="every pinned wheel, not only genesis-world")
     args = parser.parse_args(argv)
-    return demo(args.n_envs, args.shards, args.reload_shards, args.steps)
+    if args.command == "inspect":
+        return inspect(args.checkpoint, args.diff)
+    if args.command == "assets":
+        return assets(args.all)
+    logs.set_level(args.log_level)
+    return demo(args.n_envs, args.shards, args.reload_shards, args.steps, metrics=not args.no_metrics,
+                show_progress=False if args.no_progress else None)
 
 
 if __name__ == "__main__":

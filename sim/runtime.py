@@ -13,7 +13,9 @@ copy through host memory.
 
 from __future__ import annotations
 
+import contextlib
 import functools
+import io
 import logging
 import random
 from dataclasses import dataclass
@@ -125,7 +127,7 @@ def init(backend: str = cpu, precision: str = "32", seed: int = 0, deterministic
                   random_seed=config.seed, offline_cache=True, log_level=ti.ERROR if level != "debug" else ti.INFO)
     if deterministic:
         kwargs["cpu_max_num_threads"] = 1
-    ti.init(**kwargs)
+    _quiet_ti_init(kwargs)
     arch = ti.lang.impl.current_cfg().arch
     if arch != _ARCHS[chosen] and not (chosen == cpu and arch in (ti.x64, ti.arm64)):
         ti.reset()
@@ -136,6 +138,12 @@ def init(backend: str = cpu, precision: str = "32", seed: int = 0, deterministic
     np.random.seed(config.seed)
     _config = config
     return config
+
+
+def _quiet_ti_init(kwargs: dict) -> None:
+    """ti.init, without the "[Taichi] Starting on arch=..." line it prints at any log level."""
+    with contextlib.redirect_stdout(io.StringIO()):
+        ti.init(**kwargs)
 
 
 def _check_float64(backend: str) -> None:
