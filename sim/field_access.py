@@ -15,11 +15,6 @@ from sim import runtime
 _TORCH_DTYPES = {ti.f32: torch.float32, ti.f64: torch.float64, ti.i32: torch.int32}
 
 
-def torch_device() -> torch.device:
-    """The torch device matching the Taichi backend (cuda on gs.gpu, else cpu)."""
-    return torch.device("cuda" if runtime.config().backend == runtime.gpu else "cpu")
-
-
 @ti.kernel
 def _gather_scalar(f: ti.template(), out: ti.types.ndarray(ndim=2), envs: ti.types.ndarray(dtype=ti.i32, ndim=1),
                    cols: ti.types.ndarray(dtype=ti.i32, ndim=1)):
@@ -52,7 +47,7 @@ def gather(field, envs, cols) -> torch.Tensor:
     envs, cols = _index(envs), _index(cols)
     vector = hasattr(field, "n")
     shape = (len(envs), len(cols), field.n) if vector else (len(envs), len(cols))
-    out = torch.empty(shape, dtype=_TORCH_DTYPES[field.dtype], device=torch_device())
+    out = torch.empty(shape, dtype=_TORCH_DTYPES[field.dtype], device=runtime.config().device)
     if out.numel():
         (_gather_vector if vector else _gather_scalar)(field, out, envs, cols)
     return out

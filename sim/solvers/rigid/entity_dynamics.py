@@ -9,7 +9,8 @@ model parameters, not state: a checkpoint does not carry them, as in Genesis.
 import numpy as np
 import torch
 
-from sim.field_access import gather, torch_device
+from sim import runtime
+from sim.field_access import gather
 from sim.solvers.rigid.model import CTRL_FORCE, CTRL_POSITION, HINGE, SLIDE
 
 
@@ -25,7 +26,7 @@ class EntityDynamics:
                    "stiffness": np.where(np.isin(d.jnt_type.to_numpy()[jnt], (HINGE, SLIDE)),
                                          d.jnt_stiffness.to_numpy()[jnt], 0.0),
                    "springref": d.jnt_springref.to_numpy()[jnt]}
-            self._const_cache = {k: torch.as_tensor(v, device=torch_device()) for k, v in raw.items()}
+            self._const_cache = {k: torch.as_tensor(v, device=runtime.config().device) for k, v in raw.items()}
         return self._const_cache
 
     def set_dofs_force_range(self, lower, upper, dofs_idx_local=None, envs_idx=None) -> None:

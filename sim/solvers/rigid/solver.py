@@ -17,7 +17,8 @@ from sim import morphs, runtime
 from sim.solvers.base import FLOAT, FieldSpec, Solver, register_solver, to_plain
 from sim.solvers.rigid import broadphase, collision, constraint, dynamics, integrator, kinematics
 from sim.solvers.rigid.data import RigidData
-from sim.solvers.rigid.entity import RigidEntity, write_entries
+from sim.field_access import scatter
+from sim.solvers.rigid.entity import RigidEntity
 from sim.solvers.rigid.external import ExternalWrenches
 from sim.solvers.rigid.external_api import ExternalForceAPI
 from sim.solvers.rigid.loader import compile_morph, morph_fingerprint, morph_source
@@ -143,8 +144,7 @@ class RigidSolver(ExternalForceAPI, Solver):
             modes[1].append(np.full(len(envs), mode))
         for name, (idx, vals) in list(cols.items()) + [("ctrl_mode", modes)]:
             if idx:
-                write_entries(self.state[name], np.ascontiguousarray(np.stack(vals, axis=1), dtype=np.float64),
-                              envs, np.asarray(idx, dtype=np.int32))
+                scatter(self.state[name], np.stack(vals, axis=1), envs, idx)
 
     # ------------------------------------------------------------------ stepping
     def update_links(self):
