@@ -25,12 +25,11 @@ from genesis_dist.step_layout import MAX_EXACT_INT
 from genesis_dist.task import TaskSpec
 
 TRANSPORTS = ("socket", "ray")
-MAX_STEP_INDEX = 2**53  # a step index (t) beyond this is refused: t * dt stays exact in float64 (as sim.checkpoint)
 
 
 def _check_step_index(t, what: str) -> None:
     """Refuse a step index the shards cannot count on from (before any shard is called)."""
-    if isinstance(t, bool) or not isinstance(t, (int, np.integer)) or not 0 <= t <= MAX_STEP_INDEX:
+    if isinstance(t, bool) or not isinstance(t, (int, np.integer)) or not 0 <= t <= checkpoint.MAX_STEP_INDEX:
         raise checkpoint.CheckpointError(f"{what} must be an integer in 0..2**53, got {t!r}")
 
 

@@ -211,6 +211,17 @@ def test_a_step_index_the_shards_cannot_count_on_from_is_refused(dscene, tmp_pat
     assert_states_equal(stepped(dscene, 1), stepped(build_and_reset(before), 1))
 
 
+
+@pytest.mark.parametrize("meta", [[1, 2, 3], {"format": 1, "n_envs": 16, "layout": 5}])
+def test_malformed_meta_is_a_checkpoint_error_in_the_driver(dscene, tmp_path, meta):
+    """(A list as meta used to escape DistributedScene.load_checkpoint as an AttributeError.)"""
+    before = dscene.get_state()
+    with open(tmp_path / "bad.pkl", "wb") as f:
+        pickle.dump({"timestamp": 0.0, "step_index": 0, "arrays": before.arrays(), "meta": meta}, f)
+    with pytest.raises(gs.CheckpointError, match="meta"):
+        dscene.load_checkpoint(tmp_path / "bad.pkl")
+    assert_states_equal(dscene.get_state(), before)
+
 def build_and_reset(state):
     plain = build_toy(16)
     plain.reset(state=state)
