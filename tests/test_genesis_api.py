@@ -46,7 +46,7 @@ def test_scene_surface_and_refusals():
     with pytest.raises(ValueError, match="enable_adjacent_collision"):
         gs.options.RigidOptions(enable_adjacent_collision=True)
     with pytest.raises(ValueError, match="gravity_compensation"):
-        gs.materials.Rigid(gravity_compensation=1.0)
+        gs.materials.Rigid(gravity_compensation=1.5)
     with pytest.raises(NotImplementedError, match="RayTracer"):
         gs.renderers.RayTracer()
     with pytest.raises(ValueError, match="segmentation_level"):
@@ -268,3 +268,18 @@ def test_mpm_elastoplastic_is_snow_without_hardening():
     assert jp[plastic.particles].min() < 0.999  # it flowed plastically on landing
     assert np.allclose(jp[plastic.particles], jp[snow.particles], atol=1e-4)
     assert np.allclose(pos[plastic.particles] + [0.5, 0.0, 0.0], pos[snow.particles], atol=1e-4)
+
+
+def test_gravity_compensation_cancels_that_fraction_of_gravity():
+    """A free sphere with gravity_compensation=g falls with (1 - g) * 9.81 (MuJoCo's gravcomp)."""
+    scene = gs.Scene(sim_options=gs.options.SimOptions(dt=0.01))
+    full = scene.add_entity(gs.morphs.Sphere(pos=(0, 0, 5), radius=0.1))
+    half = scene.add_entity(gs.morphs.Sphere(pos=(1, 0, 5), radius=0.1), material=gs.materials.Rigid(gravity_compensation=0.5))
+    held = scene.add_entity(gs.morphs.Sphere(pos=(2, 0, 5), radius=0.1), material=gs.materials.Rigid(gravity_compensation=1.0))
+    scene.build()
+    for _ in range(50):
+        scene.step()
+    drop = [5.0 - e.get_pos()[2].item() for e in (full, half, held)]
+    assert drop[0] > 1.0
+    assert drop[1] == pytest.approx(0.5 * drop[0], rel=1e-4)
+    assert abs(drop[2]) < 1e-6

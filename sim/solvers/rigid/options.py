@@ -116,8 +116,9 @@ class Rigid:
     carry their own masses); friction is their Coulomb coefficient.
 
     Genesis's needs_coup / coup_friction / coup_softness / coup_restitution tune rigid-particle
-    coupling, which does not exist here yet: accepted, no effect. gravity_compensation (the
-    fraction of gravity cancelled on every body) is refused unless 0."""
+    coupling, which does not exist here yet: accepted, no effect. gravity_compensation is the
+    fraction of gravity cancelled on every body of the entity (MuJoCo's body gravcomp, which it
+    sets, replacing the file's own)."""
 
     rho: float = 1000.0
     friction: float = 1.0
@@ -132,9 +133,9 @@ class Rigid:
             raise ValueError(f"Rigid.rho must be positive, got {self.rho}")
         if self.friction is None or not self.friction >= 0:
             raise ValueError(f"Rigid.friction must be >= 0, got {self.friction}")
-        if self.gravity_compensation != 0:
-            raise ValueError(f"Rigid.gravity_compensation={self.gravity_compensation} is not supported by the "
-                             f"rigid solver yet (only 0)")
+        g = self.gravity_compensation
+        if isinstance(g, bool) or not isinstance(g, (int, float)) or not 0 <= g <= 1:
+            raise ValueError(f"Rigid.gravity_compensation must be a number in [0, 1], got {g!r}")
 
 
 def build_inputs(solver):

@@ -54,6 +54,8 @@ class RigidSolver(ExternalForceAPI, Solver):
             pose, source = ((0.0, 0.0, 0.0), (1.0, 0.0, 0.0, 0.0)), type(morph).__name__
         else:
             raise TypeError(f"the rigid solver takes MJCF, URDF, Box, Sphere or Plane morphs, got {type(morph).__name__}")
+        if material.gravity_compensation:
+            m.body_gravcomp[1:] = material.gravity_compensation
         ranges = append_model(self.model, m, *pose, qpos_init=qpos, ctrl_init=ctrl, source=source)
         entity = RigidEntity(self, morph, material, len(self.entities), ranges)
         self.actuator_maps.append(ranges)
