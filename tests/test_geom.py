@@ -56,5 +56,5 @@ def test_poses_and_near_identity_edge_cases():
     assert np.allclose(t2, trans) and _same_rotation(q2, QUATS)
     tiny = np.array([[1e-12, 0.0, 0.0], [0.0, 0.0, 0.0]])
     assert np.all(np.isfinite(gu.rotvec_to_quat(tiny))) and np.allclose(gu.quat_to_rotvec(gu.rotvec_to_quat(tiny)), tiny)
-    flips = Rotation.from_euler("x", [180, 179.9], degrees=True).as_matrix()  # trace near -1
+    flips = Rotation.from_euler("x", [[180.0], [179.9]], degrees=True).as_matrix()  # trace near -1
     assert _same_rotation(gu.R_to_quat(flips), Rotation.from_matrix(flips).as_quat(scalar_first=True))
