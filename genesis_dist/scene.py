@@ -221,6 +221,8 @@ class DistributedScene:
                 self._reset_all(state, owned=False)
             return
         idx = normalize_envs_idx(envs_idx, self.n_envs)
+        if len(idx) == 0:  # nothing finished this step: no shard is called, nothing is journalled
+            return
         self._reset_rows(None if state is None else {k: v[idx] for k, v in state.arrays().items()}, idx)
 
     def _reset_all(self, state: SimState, owned: bool) -> None:

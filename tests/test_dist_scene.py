@@ -212,6 +212,17 @@ def test_a_step_index_the_shards_cannot_count_on_from_is_refused(dscene, tmp_pat
 
 
 
+
+def test_an_empty_envs_idx_is_a_no_op(dscene):
+    """RL loops reset "whatever finished", often nothing: validated, then nothing is called."""
+    dscene.reset()
+    before = stepped(dscene, 2)
+    dscene.reset(envs_idx=[])
+    dscene.reset(state=before, envs_idx=np.zeros(16, dtype=bool))
+    assert_states_equal(dscene.get_state(), before)
+    with pytest.raises(ValueError, match=r"mask has shape \(15,\), expected \(16,\)"):
+        dscene.reset(envs_idx=np.zeros(15, dtype=bool))
+
 @pytest.mark.parametrize("meta", [[1, 2, 3], {"format": 1, "n_envs": 16, "layout": 5}])
 def test_malformed_meta_is_a_checkpoint_error_in_the_driver(dscene, tmp_path, meta):
     """(A list as meta used to escape DistributedScene.load_checkpoint as an AttributeError.)"""
