@@ -138,7 +138,7 @@ def test_unbatched_scene_shapes_and_morph_pose():
 
 
 @pytest.mark.parametrize("body, needle", [
-    ('<body><joint type="hinge"/><geom type="cylinder" size="0.1 0.1"/></body>', "cylinder"),
+    ('<body><joint type="hinge"/><geom size="0.1" condim="6"/></body>', "condim=6"),
     ('<body><joint name="j" type="hinge" frictionloss="1"/><geom size="0.1"/></body>', "frictionloss"),
     ('<body><joint type="hinge"/><geom size="0.1"/><site name="s"/></body></worldbody>'
      '<tendon><spatial><site site="s"/><site site="s"/></spatial></tendon><worldbody>', "tendon"),
