@@ -18,7 +18,7 @@ import numpy as np
 from sim import checkpoint
 from sim.envs_idx import normalize_envs_idx
 from sim.state import SimState
-from genesis_dist import logs, metrics, ray_session, step_channel
+from genesis_dist import logs, metrics, progress, ray_session, step_channel
 from genesis_dist.errors import ShardError
 from genesis_dist.layout import Layout
 from genesis_dist.recovery import EpisodeLengths, Recoverer, Recovery, ResetRows, ResetToStart, Step, recovering
@@ -213,14 +213,16 @@ class DistributedScene:
         (fetching the next shard while copying one), so the driver holds about one copy."""
         arrays = {k: np.empty((self.n_envs, *shape), dtype=np.dtype(dt)) for k, shape, dt in self._meta["layout"]}
         pending = self._group.call_one(0, "get_state")
-        for s in range(self.n_shards):
-            ref = pending
-            pending = self._group.call_one(s + 1, "get_state") if s + 1 < self.n_shards else None
-            part = self._group.fetch(s, ref, "get_state")
-            lo, hi = self.layout.range(s)
-            for k, out in arrays.items():
-                out[lo:hi] = part[k]
-            del part, ref
+        with progress.bar(self.n_shards, "gathering state", unit="shard") as bar:  # shows only after 1 s
+            for s in range(self.n_shards):
+                ref = pending
+                pending = self._group.call_one(s + 1, "get_state") if s + 1 < self.n_shards else None
+                part = self._group.fetch(s, ref, "get_state")
+                lo, hi = self.layout.range(s)
+                for k, out in arrays.items():
+                    out[lo:hi] = part[k]
+                del part, ref
+                bar.update()
         return SimState(arrays, self._t, self.n_envs, self.fingerprint)
 
     @recovering
