@@ -1,7 +1,7 @@
 """The `genesis-dist` command.
 
 demo: a DistributedScene on the local Ray (CPU), stepped, partly reset, saved, reloaded on another
-shard count, and continued, saying what it did (and publishing its metrics, see genesis_dist.metrics).
+shard count, and continued, saying what it did (its scenes publish their metrics, see genesis_dist.metrics).
 inspect: what a checkpoint file holds, or (--diff) how two differ.
 assets: fetch the pinned third-party model wheels (Genesis's assets, ...) and say where they are.
 """
@@ -34,20 +34,11 @@ def _say(t0: float, message: str) -> None:
     print(f"[{time.perf_counter() - t0:6.1f} s] {message}", flush=True)
 
 
-def _steps(scene, steps: int, recorder, show_progress: bool | None) -> None:
-    """`steps` scene steps, each timed into the metrics recorder."""
+def _steps(scene, steps: int, show_progress: bool | None) -> None:
     with progress.bar(steps, f"stepping {scene.n_envs} envs", unit="step", show=show_progress) as bar:
         for _ in range(steps):
-            start = time.perf_counter()
             scene.step()
-            recorder.step(scene.n_envs, time.perf_counter() - start)
             bar.update()
-
-
-def _timed_checkpoint(action, path, recorder) -> None:
-    start = time.perf_counter()
-    action(path)
-    recorder.checkpoint(os.path.getsize(path), time.perf_counter() - start)
 
 
 def demo(n_envs: int, n_shards: int, reload_shards: int, steps: int, metrics: bool = True,
@@ -55,43 +46,37 @@ def demo(n_envs: int, n_shards: int, reload_shards: int, steps: int, metrics: bo
     import ray
 
     import genesis_dist as gd
-    from genesis_dist.metrics import Recorder
 
     t0 = time.perf_counter()
-    kwargs = dict(backend="cpu", deterministic=True, resources_per_shard={"num_cpus": 1})
+    kwargs = dict(backend="cpu", deterministic=True, resources_per_shard={"num_cpus": 1}, metrics_enabled=metrics)
     joined = ray.is_initialized() or bool(os.environ.get("RAY_ADDRESS"))
     scene = gd.DistributedScene(build_franka, n_envs=n_envs, n_shards=n_shards, **kwargs)
     _say(t0, f"{'joined' if joined else 'started a local'} Ray ({ray.cluster_resources().get('CPU', 0):g} CPUs); "
              f"built {scene.n_envs} Franka envs on {scene.n_shards} CPU shards of {scene.layout.sizes} envs, "
              f"spread over {len({info['node_id'] for info in scene.shard_info})} Ray node(s)")
-    logs.shards_started(scene)
-    recorder = Recorder("demo", enabled=metrics)
-    _steps(scene, steps, recorder, show_progress)
+    _steps(scene, steps, show_progress)
     qpos = scene.get_state()["RigidSolver.qpos"]
     _say(t0, f"stepped {steps} times in one round trip each: t={scene.t}, mean |qpos| = {np.abs(qpos).mean():.4f}")
 
     idx = [0, scene.layout.range(1)[0] if n_shards > 1 else 1, n_envs - 1]
     scene.reset(envs_idx=idx)
-    recorder.reset(len(idx))
     shards = sorted({s for s, _, _ in scene.layout.group(idx)})
     changed = np.flatnonzero((scene.get_state()["RigidSolver.qpos"] != qpos).any(axis=1)).tolist()
     _say(t0, f"reset envs {idx} by global index: shards {shards} were called, envs {changed} changed")
 
     with tempfile.TemporaryDirectory() as folder:
         path = os.path.join(folder, "demo_checkpoint.pkl")
-        _timed_checkpoint(scene.save_checkpoint, path, recorder)
+        scene.save_checkpoint(path)
         _say(t0, f"saved one checkpoint ({os.path.getsize(path) / 1024:.0f} KiB) merged from {n_shards} shards")
-        _steps(scene, steps, recorder, show_progress)
+        _steps(scene, steps, show_progress)
         reference = scene.get_state()
         scene.shutdown()
         _say(t0, f"continued {steps} steps on {n_shards} shards (t={reference.t}) as the reference, then shut them down")
         with gd.DistributedScene(build_franka, n_envs=n_envs, n_shards=reload_shards, **kwargs) as other:
-            logs.shards_started(other)
-            _timed_checkpoint(other.load_checkpoint, path, recorder)
+            other.load_checkpoint(path)
             _say(t0, f"loaded the checkpoint on {reload_shards} shards of {other.layout.sizes} envs: t={other.t}")
-            _steps(other, steps, recorder, show_progress)
+            _steps(other, steps, show_progress)
             state = other.get_state()
-    recorder.flush()
     identical = all(np.array_equal(state[k], reference[k]) for k in reference.keys())
     _say(t0, f"continued {steps} steps on {reload_shards} shards: t={state.t}; the trajectory is "
              f"{'bit-identical to' if identical else 'DIFFERENT from'} the {n_shards}-shard reference")

@@ -8,7 +8,8 @@ lengths). When a call meets a dead shard (its process or its node is gone, or it
 within step_timeout_s), the coordinator re-creates the dead shards in their placement-group
 bundles (Ray moves a lost node's bundles to nodes with room), restores every shard from the
 snapshot, replays the journal and makes the call again. The caller gets the call's result as if
-nothing had happened; the event is logged (logger "genesis_dist") and kept in `scene.recoveries`.
+nothing had happened; the event is logged (logger "genesis_dist"), kept in `scene.recoveries` and
+counted in the scene's metrics; a replay that takes over a second shows a progress bar.
 On the CPU with deterministic=True the continuation is bit-identical to a run without the failure.
 
 Cost: the snapshot (one get_state every `snapshot_every` steps, and one copy of the state in
@@ -27,6 +28,7 @@ import numpy as np
 
 from sim import checkpoint
 from sim.state import SimState
+from genesis_dist import progress
 from genesis_dist.errors import ShardDiedError
 
 logger = logging.getLogger("genesis_dist")
@@ -179,14 +181,17 @@ class Recoverer:
         self.replaying = True
         try:
             scene.reset(state=snapshot)
-            for record in self.journal.records:
-                record.replay(scene)
+            with progress.bar(len(self.journal.records), "recovering: replaying", unit="call") as bar:
+                for record in self.journal.records:
+                    record.replay(scene)
+                    bar.update()
         finally:
             self.replaying = False
         event = {"shards": dead, "error": str(error), "lost_nodes": lost_nodes,
                  "new_nodes": [scene.shard_info[s]["node_id"] for s in dead], "snapshot_t": snapshot.t,
                  "replayed_calls": len(self.journal.records), "seconds": time.perf_counter() - start}
         self.recoveries.append(event)
+        scene.metrics.recovery(event["seconds"])
         logger.warning("genesis_dist: recovered shard(s) %s in %.1f s (restored t=%d, replayed %d call(s))",
                        dead, event["seconds"], snapshot.t, event["replayed_calls"])
 

@@ -9,13 +9,16 @@ travel over StepLinks (or Ray calls); recovery is genesis_dist.recovery's.
 
 from __future__ import annotations
 
+import os
+import time
+
 import cloudpickle
 import numpy as np
 
 from sim import checkpoint
 from sim.envs_idx import normalize_envs_idx
 from sim.state import SimState
-from genesis_dist import ray_session, step_channel
+from genesis_dist import logs, metrics, progress, ray_session, step_channel
 from genesis_dist.errors import ShardError
 from genesis_dist.layout import Layout
 from genesis_dist.recovery import EpisodeLengths, Recoverer, Recovery, ResetRows, ResetToStart, Step, recovering
@@ -59,6 +62,10 @@ class DistributedScene:
     group left with that name by a dead predecessor is removed before the new one is made.
     recovery: a gd.Recovery policy: dead shards are then replaced and the scene restored and
     continued without an error (see genesis_dist.recovery); None: a dead shard raises ShardDiedError.
+    log_level: "debug", "info" or "warning" for the `genesis_dist` logger (see genesis_dist.logs;
+    "info" logs one line per shard once built or replaced); None leaves the logger as it is.
+    metrics_enabled: publish the scene's metrics through Ray (genesis_dist.metrics; tag `scene` =
+    placement_group_name, or scene-PID-ID): steps, resets, recoveries, checkpoints.
     """
 
     def __init__(self, build_scene, n_envs: int, n_shards: int = 1, *, backend: str | None = None,
@@ -66,7 +73,8 @@ class DistributedScene:
                  resources_per_shard: dict | None = None, placement_strategy: str = "SPREAD",
                  placement_timeout_s: float = 120.0, step_transport: str = "socket",
                  step_ports: tuple[int, int] | None = None, recovery: Recovery | None = None,
-                 placement_group_name: str | None = None, step_timeout_s: float = 300.0):
+                 placement_group_name: str | None = None, step_timeout_s: float = 300.0,
+                 log_level: str | None = None, metrics_enabled: bool = True):
         if not isinstance(build_scene, TaskSpec) and not callable(build_scene):
             raise TypeError(f"build_scene must be a function build_scene(n_envs) -> sim.Scene, got {build_scene!r}")
         self.layout = Layout(n_envs, n_shards)
@@ -86,11 +94,14 @@ class DistributedScene:
         channel = {"token": step_channel.new_token(), "ports": step_ports} if step_transport == "socket" else None
         self.recoveries: list[dict] = []  # one entry per recovery: what died, what was replayed
         self._recoverer = None
+        logs.set_level(log_level)  # validated here too: a bad level starts nothing
         ray_session.connect(bundle.get("CPU", 0) * n_shards)
+        self.metrics = metrics.Recorder(placement_group_name or f"scene-{os.getpid()}-{id(self):x}", metrics_enabled)
         self._group, infos = ShardGroup.start(self.layout, bundle, cloudpickle.dumps(build_scene), init, channel,
                                               strategy=placement_strategy, timeout_s=placement_timeout_s,
                                               name=placement_group_name)
         with self._group.shut_down_on_error():  # the rest of the start, cleaned up the same way
+            logs.shards_started(self)
             meta0 = infos[0]["meta"]
             self._meta = checkpoint.make_meta(meta0["scene"], meta0["layout"], self.n_envs)
             self._t = infos[0]["t"]
@@ -127,6 +138,7 @@ class DistributedScene:
         self._group.restart(shard, self.fingerprint, timeout_s)
         if self._links is not None:
             self._links.connect(shard)
+        logs.shards_started(self, [shard])
 
     def dead_shards(self, timeout_s: float) -> list[int]:
         """The shards whose actors do not answer within timeout_s."""
@@ -138,6 +150,10 @@ class DistributedScene:
     def _note(self, record_type, *fields) -> None:
         if self._recoverer is not None:
             self._recoverer.note(record_type(*fields))
+
+    def _replaying(self) -> bool:
+        """A recovery is replaying the journal: its calls are not the caller's, so not counted in metrics."""
+        return self._recoverer is not None and self._recoverer.replaying
 
     # ------------------------------------------------------------------ Scene API
     @property
@@ -173,12 +189,14 @@ class DistributedScene:
     @recovering
     def step(self) -> None:
         """Step every shard once, in parallel: one round trip. Every shard must answer with the new t."""
+        start = time.perf_counter()
         if self._stepping_over_links():
             times = np.empty((self.n_shards, 1), np.int64)
-            self._links.round_trip(step_channel.SCENE_STEP, [None] * self.n_shards, list(times), "step",
-                                   self.step_timeout_s)
+            slowest = self._links.round_trip(step_channel.SCENE_STEP, [None] * self.n_shards, list(times), "step",
+                                             self.step_timeout_s)
         else:
             times = np.array(self._group.call("step", timeout_s=self.step_timeout_s))
+            slowest = None  # a Ray-call step reports no shard time
         self._t += 1
         behind = np.flatnonzero(times.ravel() != self._t)
         if behind.size:
@@ -186,6 +204,8 @@ class DistributedScene:
             raise ShardError(s, self._group.where(s), f"the shard is at t={int(times.ravel()[s])} after a step, "
                              f"the scene at t={self._t}: out of step; restore the scene")
         self._note(Step)
+        if not self._replaying():
+            self.metrics.step(self.n_envs, time.perf_counter() - start, slowest)
 
     @recovering(snapshot=False)
     def get_state(self) -> SimState:
@@ -193,14 +213,16 @@ class DistributedScene:
         (fetching the next shard while copying one), so the driver holds about one copy."""
         arrays = {k: np.empty((self.n_envs, *shape), dtype=np.dtype(dt)) for k, shape, dt in self._meta["layout"]}
         pending = self._group.call_one(0, "get_state")
-        for s in range(self.n_shards):
-            ref = pending
-            pending = self._group.call_one(s + 1, "get_state") if s + 1 < self.n_shards else None
-            part = self._group.fetch(s, ref, "get_state")
-            lo, hi = self.layout.range(s)
-            for k, out in arrays.items():
-                out[lo:hi] = part[k]
-            del part, ref
+        with progress.bar(self.n_shards, "gathering state", unit="shard") as bar:  # shows only after 1 s
+            for s in range(self.n_shards):
+                ref = pending
+                pending = self._group.call_one(s + 1, "get_state") if s + 1 < self.n_shards else None
+                part = self._group.fetch(s, ref, "get_state")
+                lo, hi = self.layout.range(s)
+                for k, out in arrays.items():
+                    out[lo:hi] = part[k]
+                del part, ref
+                bar.update()
         return SimState(arrays, self._t, self.n_envs, self.fingerprint)
 
     @recovering
@@ -219,11 +241,15 @@ class DistributedScene:
                 self._note(ResetToStart)
             else:
                 self._reset_all(state, owned=False)
-            return
-        idx = normalize_envs_idx(envs_idx, self.n_envs)
-        if len(idx) == 0:  # nothing finished this step: no shard is called, nothing is journalled
-            return
-        self._reset_rows(None if state is None else {k: v[idx] for k, v in state.arrays().items()}, idx)
+            n_reset = self.n_envs
+        else:
+            idx = normalize_envs_idx(envs_idx, self.n_envs)
+            if len(idx) == 0:  # nothing finished this step: no shard is called, nothing is journalled
+                return
+            self._reset_rows(None if state is None else {k: v[idx] for k, v in state.arrays().items()}, idx)
+            n_reset = len(idx)
+        if not self._replaying():
+            self.metrics.reset(n_reset)
 
     def _reset_all(self, state: SimState, owned: bool) -> None:
         """Every env takes its row of `state` (validated), and t its t. owned: the arrays are this
@@ -246,17 +272,21 @@ class DistributedScene:
 
     def save_checkpoint(self, path) -> None:
         """One file, the same as a single sim.Scene with this n_envs writes (see sim.checkpoint)."""
+        start = time.perf_counter()
         state = self.get_state()
         checkpoint.write(path, state.arrays(), state.t, self._meta)
+        self.metrics.checkpoint(os.path.getsize(path), time.perf_counter() - start)
 
     @recovering(snapshot=False)
     def load_checkpoint(self, path) -> None:
         """Load a file saved by any layout (or by a plain sim.Scene) and split it over these shards.
         The file is validated once: read, then compared with this scene, then split."""
+        start = time.perf_counter()
         data = checkpoint.read(path)
         checkpoint.check_compatible(data, self._meta, path)  # every array's key, shape and dtype
         _check_step_index(data["step_index"], f"{path}: step_index")
         self._reset_all(SimState(data["arrays"], data["step_index"], self.n_envs), owned=True)
+        self.metrics.checkpoint(os.path.getsize(path), time.perf_counter() - start)
 
     # ------------------------------------------------------------------ Task API (see VecEnv)
     def _check_task(self) -> None:
@@ -268,6 +298,7 @@ class DistributedScene:
         """One RL step of every shard's Task: `actions` (n_envs, num_actions) float32 is split by
         shard. Returns the packed results of all envs in global order ((n_envs, width) float32, see
         task_info["step_layout"]) and the slowest shard's own seconds. One round trip."""
+        start = time.perf_counter()
         self._check_task()
         expected = (self.n_envs, self.task_info["num_actions"])
         if actions.shape != expected:
@@ -284,6 +315,8 @@ class DistributedScene:
             packed, seconds = np.concatenate([p for p, _ in results]), max(s for _, s in results)
         self._t += 1
         self._note(Step, actions)
+        if not self._replaying():
+            self.metrics.step(self.n_envs, time.perf_counter() - start, seconds)
         return packed, seconds
 
     @recovering
@@ -311,7 +344,9 @@ class DistributedScene:
 
     # ------------------------------------------------------------------ lifetime
     def shutdown(self) -> None:
-        """Stop the shard actors and free their placement group (Ray itself keeps running)."""
+        """Stop the shard actors and free their placement group (Ray itself keeps running); the
+        metrics counted since the last report go to Ray first."""
+        self.metrics.flush()
         self._group.shutdown()
 
     def __enter__(self):

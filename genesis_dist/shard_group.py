@@ -15,6 +15,7 @@ from ray.util.placement_group import get_placement_group, placement_group, remov
 from ray.util.scheduling_strategies import PlacementGroupSchedulingStrategy
 
 from sim import checkpoint
+from genesis_dist import progress, ray_session
 from genesis_dist.errors import ShardDiedError, ShardError
 from genesis_dist.layout import Layout
 from genesis_dist.shard import Shard
@@ -49,6 +50,15 @@ def bundle_for(resources: dict | None, backend: str | None) -> dict:
     return bundle
 
 
+def _shard_runtime_env() -> dict | None:
+    """The quiet-shard variables (ray_session.shard_env) the job's runtime_env does not set: a Ray
+    initialised by the user has none of them unless the user gave them (theirs win; Ray merges an
+    actor's env_vars into the job's)."""
+    job_vars = ray.get_runtime_context().runtime_env.get("env_vars") or {}
+    missing = {k: v for k, v in ray_session.shard_env().items() if k not in job_vars}
+    return {"env_vars": missing} if missing else None
+
+
 class ShardGroup:
     """Shard actors in one placement group, shard s owning layout.range(s). Build it with `start`."""
 
@@ -58,6 +68,7 @@ class ShardGroup:
         self.links = None  # the scene's StepLinks, released before every Ray call
         self._pg = None
         self.info: list[dict] = []  # per shard: SHARD_INFO_KEYS
+        self._runtime_env = _shard_runtime_env()
 
     @classmethod
     def start(cls, layout: Layout, bundle: dict, payload: bytes, init: dict, channel: dict | None, *,
@@ -68,10 +79,20 @@ class ShardGroup:
         with group.shut_down_on_error():
             group._place(strategy, timeout_s, name)
             group.actors = [group._spawn(s) for s in range(layout.n_shards)]
-            infos = group.call("info", what="building the scene")
+            infos = group._build()
             group._check_same_scene(infos)
             group.info = [{k: info[k] for k in SHARD_INFO_KEYS} for info in infos]
             return group, infos
+
+    def _build(self) -> list[dict]:
+        """Every shard's info() once its scene is built, with a progress bar while they build."""
+        refs = self._remote("info", range(self.n_shards), [()] * self.n_shards)
+        with progress.bar(self.n_shards, "building shards", unit="shard") as bar:
+            pending = list(refs)
+            while pending:
+                done, pending = ray.wait(pending, num_returns=1)
+                bar.update(len(done))
+        return [self.fetch(s, ref, "building the scene") for s, ref in enumerate(refs)]
 
     @contextlib.contextmanager
     def shut_down_on_error(self):
@@ -111,7 +132,7 @@ class ShardGroup:
         return _ShardActor.options(num_cpus=self._bundle.get("CPU", 0), num_gpus=self._bundle.get("GPU", 0),
                                    memory=self._bundle.get("memory"), scheduling_strategy=strategy,
                                    resources={k: v for k, v in self._bundle.items() if k not in ("CPU", "GPU", "memory")},
-                                   ).remote(shard, hi - lo, lo, self._payload, self._init, self._channel)
+                                   runtime_env=self._runtime_env).remote(shard, hi - lo, lo, self._payload, self._init, self._channel)
 
     def _check_same_scene(self, infos: list[dict]) -> None:
         for s, info in enumerate(infos):

@@ -17,7 +17,8 @@ from genesis_dist.scene import DistributedScene
 
 class VecEnv(RslVecEnv):
     """gd.VecEnv(TaskClass, n_envs, n_shards, task_cfg): `TaskClass(n_local, task_cfg, env_offset)`
-    runs in every shard. Other keywords go to DistributedScene (backend, resources_per_shard, ...).
+    runs in every shard. Other keywords go to DistributedScene (backend, resources_per_shard,
+    log_level, metrics_enabled, ...): its steps, resets and checkpoints are the scene's metrics.
     The underlying scene is `env.scene`: save_checkpoint / load_checkpoint there include the
     Task's per-env buffers and reshard them."""
 
