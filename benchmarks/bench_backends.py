@@ -36,8 +36,11 @@ def main():
     parser.add_argument("--backends", nargs="+", default=["cpu", "vulkan"], choices=["cpu", "cuda", "vulkan", "gpu"])
     parser.add_argument("--n-envs", nargs="+", type=int, default=[64, 256])
     parser.add_argument("--steps", type=int, default=50, help="timed steps per run")
+    parser.add_argument("--quick", action="store_true", help="64 envs, 10 steps (a smoke run, as `make bench`)")
     parser.add_argument("--child", help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.quick:
+        args.n_envs, args.steps = [64], 10
     if args.child:
         print(json.dumps(child(args.child, args.n_envs, args.steps)))
         return

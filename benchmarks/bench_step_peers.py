@@ -65,7 +65,10 @@ def timed_step(scene):
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--give-up", type=float, default=60.0)
+    parser.add_argument("--quick", action="store_true", help="give up on a blocked step after 20 s (as `make bench`)")
     args = parser.parse_args()
+    if args.quick:
+        args.give_up = 20.0
     ray.init(address="local", num_cpus=8, include_dashboard=False, configure_logging=False, log_to_driver=False)
     step_channel.CoordinatorLink.__init__ = strangers_first(step_channel.CoordinatorLink.__init__)
     kw = dict(n_envs=8, n_shards=2, backend="cpu", deterministic=True, resources_per_shard={"num_cpus": 1})
