@@ -28,7 +28,7 @@ def child(backend, sizes, steps):
 
     gs.init(backend=backend)
     return {"backend": gs.runtime.config().backend,
-            "rates": {n: bench_rigid.ours(gs, n, steps) for n in sizes}}
+            "rates": {n: bench_rigid.ours(gs, n, steps, "franka") for n in sizes}}
 
 
 def main():
