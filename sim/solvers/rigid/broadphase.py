@@ -34,6 +34,9 @@ class PairList:
     arrays: dict          # pair_geoms, pair_mu, pair_offset, pair_cap: one row per pair
     n_primitive: int      # the first n_primitive pairs are PRIMITIVE ones
 
+    def __len__(self) -> int:
+        return len(self.arrays["pair_geoms"])
+
     def select(self, keep: np.ndarray) -> "PairList":
         """The pairs where `keep` (a bool per pair) is true, in the same order."""
         keep = np.asarray(keep, dtype=bool)

@@ -120,7 +120,7 @@ class RigidData:
         self.qpos0 = c("qpos0")
         c.load()
         self.batch, self.nbody, self.njnt, self.nv = batch, model.nbody, model.njnt, model.nv
-        self.ngeom, self.npair, self.npair_primitive = model.ngeom, len(pairs.arrays["pair_geoms"]), pairs.n_primitive
+        self.ngeom, self.npair, self.npair_primitive = model.ngeom, len(pairs), pairs.n_primitive
         self.ntendon, self.nact, self.neq = model.ntendon, model.nact, model.neq
         self.max_contacts = max_contacts
         self.max_rows = max(1, constraint_rows(model, max_contacts))
@@ -158,6 +158,7 @@ class RigidData:
         self.implicit_gain = per_dof()   # damping + servo kv taken implicitly into H
         self.qacc = per_dof()
         self.act_qfrc = per_dof()        # actuator forces before the joints' actuatorfrcrange
+        self.qfrc_applied = per_dof()    # link wrenches as dof forces, then H^-1 of them (external.py)
         self.ten_length = ti.field(ti_float, shape=(batch, max(self.ntendon, 1)))
         self.ten_vel = ti.field(ti_float, shape=(batch, max(self.ntendon, 1)))
         # contacts

@@ -44,18 +44,18 @@ def _accumulate(d: ti.template(), w: ti.template(), values: ti.types.ndarray(dty
 def _apply(d: ti.template(), w: ti.template()):
     for e in range(d.batch):
         for k in range(d.nv):
-            d.scratch[e, k] = 0.0
+            d.qfrc_applied[e, k] = 0.0
         for b in range(1, d.nbody):
             f, tau = w.force[e, b], w.torque[e, b]
             if f.norm_sqr() + tau.norm_sqr() > 0:
                 tau_o = tau + d.xpos[e, b].cross(f)  # the wrench about the world origin
                 k = d.body_lastdof[b]
                 while k >= 0:
-                    d.scratch[e, k] += d.cdof_ang[e, k].dot(tau_o) + d.cdof_lin[e, k].dot(f)
+                    d.qfrc_applied[e, k] += d.cdof_ang[e, k].dot(tau_o) + d.cdof_lin[e, k].dot(f)
                     k = d.dof_parent[k]
-        solve_ldl(d, e, d.scratch)
+        solve_ldl(d, e, d.qfrc_applied)
         for k in range(d.nv):
-            d.qacc[e, k] += d.scratch[e, k]
+            d.qacc[e, k] += d.qfrc_applied[e, k]
 
 
 @ti.data_oriented
