@@ -20,6 +20,7 @@ import numpy as np
 
 from sim import morphs
 from sim.field_access import gather
+from sim.validate import require_built
 
 _PALETTE = [(0.85, 0.55, 0.25, 1.0), (0.25, 0.55, 0.9, 1.0), (0.8, 0.3, 0.35, 1.0), (0.35, 0.75, 0.4, 1.0)]
 
@@ -128,8 +129,7 @@ class Camera:
     # ------------------------------------------------------------------ rendering
     def _setup(self):
         scene = self.scene
-        if not scene.is_built:
-            raise RuntimeError("cameras render after scene.build()")
+        require_built(scene, "a camera")
         if getattr(scene, "_render_model", None) is None:
             scene._render_model = SceneModel(scene)
         sm = scene._render_model

@@ -9,22 +9,10 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from sim.options import _vec
+from sim.utils.geom import xyz_to_quat
+from sim.validate import positive, unit_quat, vec
 
 ASSETS_DIR = Path(__file__).parent / "assets"
-
-
-def _positive(name: str, values) -> None:
-    if any(not v > 0 for v in values):
-        raise ValueError(f"{name} must be positive, got {tuple(values)}")
-
-
-def _unit_quat(name: str, quat) -> tuple[float, ...]:
-    quat = _vec(name, quat, 4)
-    norm = sum(q * q for q in quat) ** 0.5
-    if abs(norm - 1.0) > 1e-6:
-        raise ValueError(f"{name} must be a unit quaternion (w, x, y, z), got norm {norm:.6g}")
-    return quat
 
 
 @dataclass(frozen=True)
@@ -35,8 +23,8 @@ class Plane:
     normal: tuple[float, float, float] = (0.0, 0.0, 1.0)
 
     def __post_init__(self):
-        object.__setattr__(self, "pos", _vec("Plane.pos", self.pos, 3))
-        normal = _vec("Plane.normal", self.normal, 3)
+        object.__setattr__(self, "pos", vec("Plane.pos", self.pos, 3))
+        normal = vec("Plane.normal", self.normal, 3)
         norm = sum(n * n for n in normal) ** 0.5
         if norm == 0:
             raise ValueError("Plane.normal must be non-zero")
@@ -58,16 +46,14 @@ class Box:
     fixed: bool = False
 
     def __post_init__(self):
-        object.__setattr__(self, "pos", _vec("Box.pos", self.pos, 3))
-        object.__setattr__(self, "size", _vec("Box.size", self.size, 3))
-        _positive("Box.size", self.size)
-        object.__setattr__(self, "quat", _unit_quat("Box.quat", self.quat))
+        object.__setattr__(self, "pos", vec("Box.pos", self.pos, 3))
+        object.__setattr__(self, "size", vec("Box.size", self.size, 3))
+        positive("Box.size", self.size)
+        object.__setattr__(self, "quat", unit_quat("Box.quat", self.quat))
         if self.euler is not None:
             if self.quat != (1.0, 0.0, 0.0, 0.0):
                 raise ValueError("Box takes euler or quat, not both")
-            from sim.utils.geom import xyz_to_quat
-
-            euler = _vec("Box.euler", self.euler, 3)
+            euler = vec("Box.euler", self.euler, 3)
             object.__setattr__(self, "euler", euler)
             object.__setattr__(self, "quat", tuple(float(q) for q in xyz_to_quat(euler, rpy=True, degrees=True)))
         if not isinstance(self.fixed, bool):
@@ -82,8 +68,8 @@ class Sphere:
     radius: float = 0.5
 
     def __post_init__(self):
-        object.__setattr__(self, "pos", _vec("Sphere.pos", self.pos, 3))
-        _positive("Sphere.radius", [self.radius])
+        object.__setattr__(self, "pos", vec("Sphere.pos", self.pos, 3))
+        positive("Sphere.radius", [self.radius])
         object.__setattr__(self, "radius", float(self.radius))
 
 
@@ -97,9 +83,9 @@ class Cloth:
     res: tuple[int, int] = (16, 16)
 
     def __post_init__(self):
-        object.__setattr__(self, "pos", _vec("Cloth.pos", self.pos, 3))
-        object.__setattr__(self, "size", _vec("Cloth.size", self.size, 2))
-        _positive("Cloth.size", self.size)
+        object.__setattr__(self, "pos", vec("Cloth.pos", self.pos, 3))
+        object.__setattr__(self, "size", vec("Cloth.size", self.size, 2))
+        positive("Cloth.size", self.size)
         res = tuple(self.res)
         if len(res) != 2 or any(int(r) != r or r < 2 for r in res):
             raise ValueError(f"Cloth.res must be two ints >= 2, got {self.res!r}")
@@ -109,15 +95,13 @@ class Cloth:
 def _placement(kind: str, pos, euler, quat) -> tuple[tuple, tuple]:
     """A file morph's pose: `quat` (w, x, y, z) or `euler` (degrees, scipy's extrinsic x-y-z, as
     Genesis takes it), never both; identity when neither is given."""
-    pos = _vec(f"{kind}.pos", pos, 3)
+    pos = vec(f"{kind}.pos", pos, 3)
     if euler is not None and quat is not None:
         raise ValueError(f"{kind}: 'euler' and 'quat' cannot both be set")
     if euler is not None:
-        from scipy.spatial.transform import Rotation
-
-        x, y, z, w = Rotation.from_euler("xyz", _vec(f"{kind}.euler", euler, 3), degrees=True).as_quat()
-        return pos, (float(w), float(x), float(y), float(z))
-    return pos, _unit_quat(f"{kind}.quat", (1.0, 0.0, 0.0, 0.0) if quat is None else quat)
+        quat = xyz_to_quat(vec(f"{kind}.euler", euler, 3), rpy=True, degrees=True)
+        return pos, tuple(float(q) for q in quat)
+    return pos, unit_quat(f"{kind}.quat", (1.0, 0.0, 0.0, 0.0) if quat is None else quat)
 
 
 def _check_scale(kind: str, scale) -> None:

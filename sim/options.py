@@ -5,15 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-
-def _vec(name: str, value, length: int) -> tuple[float, ...]:
-    try:
-        out = tuple(float(v) for v in value)
-    except TypeError:
-        raise TypeError(f"{name} must be a sequence of {length} numbers, got {value!r}") from None
-    if len(out) != length:
-        raise ValueError(f"{name} must have {length} components, got {len(out)}")
-    return out
+from sim.validate import vec
 
 
 @dataclass(frozen=True)
@@ -31,7 +23,7 @@ class SimOptions:
             raise ValueError(f"SimOptions.substeps must be an int >= 1, got {self.substeps}")
         object.__setattr__(self, "dt", float(self.dt))
         object.__setattr__(self, "substeps", int(self.substeps))
-        object.__setattr__(self, "gravity", _vec("SimOptions.gravity", self.gravity, 3))
+        object.__setattr__(self, "gravity", vec("SimOptions.gravity", self.gravity, 3))
 
 
 def __getattr__(name: str):

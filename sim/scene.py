@@ -10,12 +10,13 @@ import numpy as np
 
 from sim import checkpoint, runtime
 from sim.envs_idx import normalize_envs_idx
-from sim.options import SimOptions, ViewerOptions, VisOptions, _vec
+from sim.options import SimOptions, ViewerOptions, VisOptions
 from sim.renderers import Rasterizer
 from sim.solvers import base
 from sim.state import SimState
 from sim.state_store import StateStore
 from sim.surfaces import Surface
+from sim.validate import require_built, vec
 
 logger = logging.getLogger("sim")
 
@@ -137,7 +138,7 @@ class Scene:
         if isinstance(n_envs, bool) or not isinstance(n_envs, (int, np.integer)) or n_envs < 0:
             raise ValueError(f"n_envs must be an int >= 0, got {n_envs!r}")
         n_envs = int(n_envs)
-        self.env_spacing = _vec("env_spacing", env_spacing, 2)
+        self.env_spacing = vec("env_spacing", env_spacing, 2)
         if n_envs_per_row is not None and (not isinstance(n_envs_per_row, (int, np.integer)) or n_envs_per_row < 1):
             raise ValueError(f"n_envs_per_row must be an int >= 1 or None, got {n_envs_per_row!r}")
         self.envs_offset = _grid_offsets(max(n_envs, 1), self.env_spacing, n_envs_per_row, center_envs_at_origin)
@@ -156,13 +157,9 @@ class Scene:
         self._meta = checkpoint.make_meta(description, checkpoint.layout(specs, self._config.np_float), n_envs)
         self._init_state = self.get_state()
 
-    def _require_built(self):
-        if not self.is_built:
-            raise RuntimeError("scene.build() must be called first")
-
     # ------------------------------------------------------------------ stepping
     def step(self) -> None:
-        self._require_built()
+        require_built(self, "scene.step()")
         for solver in self.active_solvers:
             solver.step()
         self.t += 1
@@ -170,17 +167,17 @@ class Scene:
     # ------------------------------------------------------------------ state
     @property
     def fingerprint(self) -> str:
-        self._require_built()
+        require_built(self, "scene.fingerprint")
         return self._meta["fingerprint"]
 
     def checkpoint_meta(self) -> dict:
         """The "meta" entry this scene writes into checkpoints (layout, fingerprint, n_envs)."""
-        self._require_built()
+        require_built(self, "scene.checkpoint_meta()")
         return self._meta
 
     def get_state(self) -> SimState:
         """A copy of the current state; later steps do not change it."""
-        self._require_built()
+        require_built(self, "scene.get_state()")
         arrays = self._store.read_all()
         if self.n_envs == 0:
             arrays = {k: v[0] for k, v in arrays.items()}
@@ -190,7 +187,7 @@ class Scene:
         """Restore `state` (default: the state at the end of build) in all envs, or only in
         `envs_idx`, in which case those envs take their own rows of `state` and `t` is kept.
         Everything is validated before anything changes."""
-        self._require_built()
+        require_built(self, "scene.reset()")
         state = self._init_state if state is None else state
         if not isinstance(state, SimState):
             raise TypeError(f"state must be a SimState (scene.get_state()), got {type(state).__name__}")
@@ -213,7 +210,7 @@ class Scene:
     def reset_rows(self, arrays: dict[str, np.ndarray], envs_idx) -> None:
         """Give env envs_idx[i] row i of every array (each (len(envs_idx), *per_env_shape)); `t` is
         kept. The partial reset for a caller holding only the selected rows (a genesis_dist shard)."""
-        self._require_built()
+        require_built(self, "scene.reset_rows()")
         idx = normalize_envs_idx(envs_idx, self.n_envs)
         checkpoint.check_arrays(arrays, self._meta["layout"], len(idx))
         if len(idx):
@@ -222,13 +219,13 @@ class Scene:
     # ------------------------------------------------------------------ checkpoints
     def save_checkpoint(self, path) -> None:
         """Write the state to one file, atomically (see sim.checkpoint)."""
-        self._require_built()
+        require_built(self, "scene.save_checkpoint()")
         checkpoint.write(path, self.get_state().arrays(), self.t, self._meta)
 
     def load_checkpoint(self, path) -> None:
         """Restore every env and `t` from a file; an incompatible file raises CheckpointError
         naming what differs, and leaves the scene unchanged."""
-        self._require_built()
+        require_built(self, "scene.load_checkpoint()")
         data = checkpoint.read(path)
         checkpoint.check_compatible(data, self._meta, path)
         self.reset(SimState(data["arrays"], data["step_index"], self.n_envs))

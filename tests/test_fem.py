@@ -211,7 +211,7 @@ def test_bad_input_raises_and_changes_nothing():
         gs.options.FEMOptions(element_size=0.0)
     scene = gs.Scene()
     box = scene.add_entity(gs.morphs.Box(size=(0.1, 0.1, 0.1)), material=gs.materials.FEM.Elastic())
-    with pytest.raises(RuntimeError, match="after scene.build"):
+    with pytest.raises(RuntimeError, match="needs a built scene"):
         box.set_fixed([0])
     scene.build(n_envs=2)
     before = scene.get_state()

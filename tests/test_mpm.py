@@ -187,12 +187,13 @@ def test_save_load_in_new_process_continues_bit_exactly(tmp_path):
 
 
 def test_morph_sampling_fills_the_shape():
-    from sim.solvers.mpm.particles import quat_to_matrix, sample_morph
+    from sim.solvers.particles import sample_morph
+    from sim.utils.geom import quat_to_R
 
     half = np.sin(np.pi / 8)  # 45 degrees about z
     box = gs.morphs.Box(pos=(0.1, -0.2, 0.5), size=(0.3, 0.2, 0.1), quat=(np.cos(np.pi / 8), 0.0, 0.0, half))
     points, volume = sample_morph(box, 0.02)
-    local = (points - np.array(box.pos)) @ quat_to_matrix(box.quat)
+    local = (points - np.array(box.pos)) @ quat_to_R(box.quat)
     assert (np.abs(local) < np.array(box.size) / 2).all(), "every particle is inside the rotated box"
     assert len(points) == 15 * 10 * 5 and np.isclose(len(points) * volume, 0.3 * 0.2 * 0.1)
     sphere = gs.morphs.Sphere(pos=(0.0, 0.0, 0.5), radius=0.1)

@@ -18,7 +18,7 @@ def main(steps: int = 200, res: int = 21):
                              material=gs.materials.PBD.Cloth(), surface=gs.surfaces.Default(color=(0.2, 0.4, 0.8)))
     scene.build(n_envs=2)
     for corner in ((-0.3, -0.3, 1.0), (0.3, -0.3, 1.0)):
-        cloth.fix_particles([cloth.find_closest_particle(corner)], envs_idx=[0])  # env 1 stays loose
+        cloth.fix_particles(cloth.find_closest_particle(corner, envs_idx=[0]), envs_idx=[0])  # env 1 stays loose
     for _ in range(steps):
         scene.step()
     z = cloth.get_particles_pos()[..., 2]

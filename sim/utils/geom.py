@@ -38,6 +38,9 @@ def _qmul(u, v):
 
 
 def _rotate(v, q):
+    """v rotated by q; leading axes broadcast (one quaternion for many points, or the reverse)."""
+    lead = torch.broadcast_shapes(v.shape[:-1], q.shape[:-1])
+    v, q = v.expand(*lead, 3), q.expand(*lead, 4)
     w, xyz = q[..., :1], q[..., 1:]
     t = 2.0 * torch.linalg.cross(xyz, v)
     return v + w * t + torch.linalg.cross(xyz, t)

@@ -28,8 +28,10 @@ import taichi as ti
 from sim import morphs, runtime
 from sim.solvers.base import FLOAT, FieldSpec, Solver, register_solver
 from sim.solvers.fem import tet_mesh
-from sim.solvers.mpm.particles import contact_planes
-from sim.solvers.vertex_entity import VertexEntity, check_count, check_number, place
+from sim.solvers.particles import contact_planes
+from sim.solvers.vertex_entity import VertexEntity
+from sim.utils.geom import transform_by_trans_quat
+from sim.validate import check_count, check_number
 
 logger = logging.getLogger("sim")
 
@@ -107,10 +109,10 @@ class FEMEntity(VertexEntity):
 def _mesh(morph, element_size):
     if isinstance(morph, morphs.Box):
         local, tets = tet_mesh.box(morph.size, element_size)
-        return place(local, morph.pos, morph.quat), tets
+        return transform_by_trans_quat(local, morph.pos, morph.quat), tets
     if isinstance(morph, morphs.Sphere):
         local, tets = tet_mesh.ball(morph.radius, element_size)
-        return place(local, morph.pos), tets
+        return local + np.asarray(morph.pos), tets
     raise TypeError(f"FEM takes gs.morphs.Box or gs.morphs.Sphere, got {type(morph).__name__}")
 
 

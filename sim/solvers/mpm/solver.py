@@ -25,7 +25,8 @@ import taichi as ti
 
 from sim import runtime
 from sim.solvers.base import FLOAT, FieldSpec, Solver, register_solver
-from sim.solvers.mpm.particles import ParticleEntity, check_inside, contact_planes, domain_bounds, sample_morph
+from sim.solvers.particles import ParticleEntity, check_inside, contact_planes, sample_morph
+from sim.validate import domain_bounds
 
 PAD_CELLS = 3  # grid nodes outside the domain on each side; they hold the walls
 ELASTIC, SNOW, LIQUID = 0, 1, 2
@@ -243,6 +244,7 @@ class MPMSolver(Solver):
     # ------------------------------------------------------------------ build
     def build(self, n_envs, batch, state):
         self.ordered_scatter = runtime.config().backend == runtime.cpu
+        self.state = state
         for name in ("pos", "vel", "C", "F", "Jp", "active"):
             setattr(self, name, state[name])
         n, fdtype = self.n_particles, self.pos.dtype

@@ -23,8 +23,9 @@ from sim import morphs, runtime
 from sim.solvers.base import FLOAT, FieldSpec, Solver, register_solver
 from sim.solvers.pbd.constraints import colour, grid_triangles, stretch_and_bending_pairs
 from sim.solvers.pbd.particle_contacts import ParticleContacts
-from sim.solvers.mpm.particles import contact_planes
-from sim.solvers.vertex_entity import VertexEntity, check_count, check_number, place
+from sim.solvers.particles import contact_planes, sample_morph
+from sim.solvers.vertex_entity import VertexEntity
+from sim.validate import check_count, check_number
 
 MAX_COLOURS = 24  # colour loops are unrolled in the projection kernel; a grid cloth needs about 12
 
@@ -88,10 +89,6 @@ class PBDEntity(VertexEntity):
         self.pairs = pairs            # (c, 2) entity-local constraint vertices
         self.compliance = compliance  # (c,)
 
-    @property
-    def n_particles(self) -> int:
-        return self.n_vertices
-
     def set_free(self, particles=None, free: bool = True, envs_idx=None) -> None:
         """Pin (free=False) or release particles in the selected envs. A pinned particle stays
         where it is and its velocity is zero from the next step on."""
@@ -103,7 +100,7 @@ def _cloth(morph: morphs.Cloth, material: Cloth):
     xs = np.linspace(-morph.size[0] / 2, morph.size[0] / 2, nx)
     ys = np.linspace(-morph.size[1] / 2, morph.size[1] / 2, ny)
     gx, gy = np.meshgrid(xs, ys, indexing="xy")
-    rest = place(np.stack([gx.ravel(), gy.ravel(), np.zeros(nx * ny)], 1), morph.pos)
+    rest = np.stack([gx.ravel(), gy.ravel(), np.zeros(nx * ny)], 1) + np.asarray(morph.pos)
     edges, bending = stretch_and_bending_pairs(grid_triangles(nx, ny))
     compliance = np.concatenate([np.full(len(edges), material.stretch_compliance),
                                  np.full(len(bending), material.bending_compliance)])
@@ -112,11 +109,8 @@ def _cloth(morph: morphs.Cloth, material: Cloth):
 
 
 def _particles(morph: morphs.Box, material: Particle, spacing: float):
-    counts = [max(1, int(round(s / spacing))) for s in morph.size]
-    axes = [(np.arange(n) + 0.5) * (s / n) - s / 2 for n, s in zip(counts, morph.size)]
-    grid = np.stack(np.meshgrid(*axes, indexing="ij"), -1).reshape(-1, 3)
-    mass = material.rho * float(np.prod(morph.size)) / len(grid)
-    return place(grid, morph.pos, morph.quat), mass, np.zeros((0, 2), np.int64), np.zeros(0)
+    points, volume = sample_morph(morph, spacing)
+    return points, material.rho * volume, np.zeros((0, 2), np.int64), np.zeros(0)
 
 
 @ti.data_oriented

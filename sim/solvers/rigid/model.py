@@ -15,6 +15,7 @@ import mujoco
 import numpy as np
 
 from sim.solvers.rigid.geometry import ContactRules, append_geoms, check_contacts
+from sim.utils.geom import transform_by_quat, transform_quat_by_quat  # numpy in, numpy out
 
 FREE, BALL, SLIDE, HINGE = 0, 1, 2, 3          # mjtJoint values
 CTRL_FORCE, CTRL_POSITION, CTRL_VELOCITY = 0, 1, 2
@@ -189,18 +190,6 @@ class ModelArrays:
         return out
 
 
-def quat_mul(a, b) -> np.ndarray:
-    out = np.zeros(4)
-    mujoco.mju_mulQuat(out, np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64))
-    return out
-
-
-def quat_rotate(q, v) -> np.ndarray:
-    out = np.zeros(3)
-    mujoco.mju_rotVecQuat(out, np.asarray(v, dtype=np.float64), np.asarray(q, dtype=np.float64))
-    return out
-
-
 def append_model(model: ModelArrays, m: mujoco.MjModel, pos, quat, qpos_init=None, ctrl_init=None,
                  source: str = "model") -> dict:
     """Append a compiled MuJoCo model, its root bodies placed at (pos, quat). Returns the
@@ -220,7 +209,7 @@ def append_model(model: ModelArrays, m: mujoco.MjModel, pos, quat, qpos_init=Non
         parent = int(m.body_parentid[b])
         bpos, bquat = m.body_pos[b].copy(), m.body_quat[b].copy()
         if parent == 0:
-            bpos, bquat = pos + quat_rotate(quat, bpos), quat_mul(quat, bquat)
+            bpos, bquat = pos + transform_by_quat(bpos, quat), transform_quat_by_quat(bquat, quat)
         model.body_parent.append(gbody(parent))
         model.body_pos.append(bpos)
         model.body_quat.append(bquat)
@@ -236,8 +225,8 @@ def append_model(model: ModelArrays, m: mujoco.MjModel, pos, quat, qpos_init=Non
     for j in range(m.njnt):
         jt, qa = int(m.jnt_type[j]), int(m.jnt_qposadr[j])
         if jt == FREE and m.body_parentid[m.jnt_bodyid[j]] == 0:  # free roots move with the morph pose
-            qpos[qa:qa + 3] = pos + quat_rotate(quat, qpos[qa:qa + 3])
-            qpos[qa + 3:qa + 7] = quat_mul(quat, qpos[qa + 3:qa + 7])
+            qpos[qa:qa + 3] = pos + transform_by_quat(qpos[qa:qa + 3], quat)
+            qpos[qa + 3:qa + 7] = transform_quat_by_quat(qpos[qa + 3:qa + 7], quat)
         model.jnt_type.append(jt)
         model.jnt_qadr.append(qa + q0)
         model.jnt_dadr.append(int(m.jnt_dofadr[j]) + d0)
@@ -298,7 +287,7 @@ def append_model(model: ModelArrays, m: mujoco.MjModel, pos, quat, qpos_init=Non
     model.dof_force_hi += hi.tolist()
     model.dof_target_lo += target_lo.tolist()
     model.dof_target_hi += target_hi.tolist()
-    append_geoms(model, m, gbody, pos, quat, quat_mul, quat_rotate)
+    append_geoms(model, m, gbody, pos, quat, lambda a, b: transform_quat_by_quat(b, a), lambda q, v: transform_by_quat(v, q))
     model.qpos0 += qpos.tolist()
     return {"links": (b0 + 1, b0 + m.nbody), "dofs": (d0, d0 + m.nv), "qs": (q0, q0 + m.nq),
             "geoms": (g0, model.ngeom), "link_names": [model.body_names[b] for b in range(b0 + 1, b0 + m.nbody)],

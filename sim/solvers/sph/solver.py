@@ -17,7 +17,8 @@ import numpy as np
 import taichi as ti
 
 from sim.solvers.base import FLOAT, FieldSpec, Solver, register_solver
-from sim.solvers.mpm.particles import ParticleEntity, check_inside, contact_planes, domain_bounds, sample_morph
+from sim.solvers.particles import ParticleEntity, check_inside, contact_planes, sample_morph
+from sim.validate import domain_bounds
 
 SUPPORT = 2.0  # kernel support radius in particle spacings (about 32 neighbours on a lattice)
 
@@ -135,6 +136,7 @@ class SPHSolver(Solver):
 
     # ------------------------------------------------------------------ build
     def build(self, n_envs, batch, state):
+        self.state = state
         self.pos, self.vel, self.active = state["pos"], state["vel"], state["active"]
         n, fdtype = self.n_particles, self.pos.dtype
         np_float = self.pos.to_numpy().dtype

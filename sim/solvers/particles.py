@@ -1,22 +1,22 @@
-"""What the particle solvers (MPM, SPH) share: filling a morph with particles, the static
-planes of a scene, and entities whose particles can be switched on and off per env."""
+"""What every particle-based solver (MPM, SPH, PBD, FEM) shares: filling a morph with particles,
+the static planes of a scene, and the entity base whose particles are rows
+[start, start + n_particles) of its solver's (batch, n) state fields, with Genesis's particle
+reads (`get_particles_pos`, `get_particles_vel`, `find_closest_particle`).
 
-from dataclasses import dataclass
+Reads go through one gather kernel (sim.field_access) of only this entity's rows and the envs
+asked for; they return torch tensors on gs.device.
+"""
 
 import numpy as np
 import taichi as ti
+import torch
 
 from sim import runtime
 from sim.envs_idx import normalize_envs_idx
-from sim.options import _vec
+from sim.field_access import gather
+from sim.utils.geom import transform_by_trans_quat
+from sim.validate import require_built
 import sim.morphs as morphs  # the module, not its names: sim.morphs may still be importing us
-
-
-def quat_to_matrix(quat) -> np.ndarray:
-    w, x, y, z = quat
-    return np.array([[1 - 2 * (y * y + z * z), 2 * (x * y - w * z), 2 * (x * z + w * y)],
-                     [2 * (x * y + w * z), 1 - 2 * (x * x + z * z), 2 * (y * z - w * x)],
-                     [2 * (x * z - w * y), 2 * (y * z + w * x), 1 - 2 * (x * x + y * y)]])
 
 
 def sample_morph(morph, spacing: float) -> tuple[np.ndarray, float]:
@@ -27,8 +27,8 @@ def sample_morph(morph, spacing: float) -> tuple[np.ndarray, float]:
         counts = [max(1, int(round(s / spacing))) for s in morph.size]
         axes = [((np.arange(n) + 0.5) / n - 0.5) * s for n, s in zip(counts, morph.size)]
         local = np.stack(np.meshgrid(*axes, indexing="ij"), -1).reshape(-1, 3)
-        points = local @ quat_to_matrix(morph.quat).T + np.asarray(morph.pos)
-        return points, float(np.prod([s / n for n, s in zip(counts, morph.size)]))
+        volume = float(np.prod([s / n for n, s in zip(counts, morph.size)]))
+        return transform_by_trans_quat(local, morph.pos, morph.quat), volume
     if isinstance(morph, morphs.Sphere):
         n = int(np.ceil(morph.radius / spacing))
         axis = np.arange(-n, n + 1) * spacing
@@ -44,15 +44,6 @@ def check_inside(points: np.ndarray, lower, upper, what: str) -> None:
         raise ValueError(f"{what} reaches {points.min(0).round(4).tolist()}..{points.max(0).round(4).tolist()}, "
                          f"outside the solver domain {list(lower)}..{list(upper)}; "
                          f"move it or enlarge lower_bound/upper_bound")
-
-
-def domain_bounds(owner: str, lower, upper) -> tuple[tuple, tuple]:
-    """Validated (lower_bound, upper_bound) of a particle solver's box-shaped domain."""
-    lower = _vec(f"{owner}.lower_bound", lower, 3)
-    upper = _vec(f"{owner}.upper_bound", upper, 3)
-    if any(not u > lo for lo, u in zip(lower, upper)):
-        raise ValueError(f"{owner}.upper_bound {upper} must exceed lower_bound {lower} on every axis")
-    return lower, upper
 
 
 def scene_planes(scene) -> tuple[np.ndarray, np.ndarray]:
@@ -78,6 +69,57 @@ def contact_planes(scene, floor_height):
     return fields[0], fields[1], count
 
 
+class ParticleBody:
+    """An entity owning particles start .. start + n_particles - 1 of its solver, whose state
+    holds "pos" and "vel" fields of shape (batch, n)."""
+
+    def __init__(self, solver, morph, material, start: int, n_particles: int):
+        self.solver = solver
+        self.morph = morph
+        self.material = material
+        self.start = int(start)
+        self.n_particles = int(n_particles)
+
+    @property
+    def particles(self) -> slice:
+        """This entity's rows of its solver's state arrays: state["MPMSolver.pos"][:, e.particles]."""
+        return slice(self.start, self.start + self.n_particles)
+
+    def _envs(self, envs_idx, what: str) -> np.ndarray:
+        """Validated env rows (all when None) of a built scene."""
+        scene = self.solver.scene
+        require_built(scene, what)
+        if envs_idx is None:
+            return np.arange(max(scene.n_envs, 1), dtype=np.int32)
+        return normalize_envs_idx(envs_idx, scene.n_envs)
+
+    def _read(self, name: str, envs_idx) -> torch.Tensor:
+        envs = self._envs(envs_idx, f"get_particles_{name}")
+        out = gather(self.solver.state[name], envs, np.arange(self.start, self.start + self.n_particles))
+        return out[0] if self.solver.scene.n_envs == 0 else out
+
+    def get_particles_pos(self, envs_idx=None) -> torch.Tensor:
+        """Particle positions: (len(envs), n_particles, 3), or (n_particles, 3) unbatched."""
+        return self._read("pos", envs_idx)
+
+    def get_particles_vel(self, envs_idx=None) -> torch.Tensor:
+        """Particle velocities: (len(envs), n_particles, 3), or (n_particles, 3) unbatched."""
+        return self._read("vel", envs_idx)
+
+    def find_closest_particle(self, pos, envs_idx=None) -> torch.Tensor:
+        """Entity-local index of the particle nearest to `pos` ((3,) or one per env (M, 3)) in
+        each env asked for: an int tensor (M,), or a 0-d one when the scene is unbatched."""
+        points = self.get_particles_pos(envs_idx)
+        points = points[None] if points.ndim == 2 else points
+        target = torch.as_tensor(np.asarray(pos.cpu() if isinstance(pos, torch.Tensor) else pos, dtype=np.float64),
+                                 dtype=points.dtype, device=points.device)
+        if target.shape not in ((3,), (points.shape[0], 3)) or not torch.isfinite(target).all():
+            raise ValueError(f"pos must be 3 finite numbers or one row per env ({points.shape[0]}, 3), "
+                             f"got shape {tuple(target.shape)}")
+        closest = torch.linalg.vector_norm(points - target.reshape(-1, 1, 3), dim=-1).argmin(-1).to(torch.int32)
+        return closest[0] if self.solver.scene.n_envs == 0 else closest
+
+
 @ti.kernel
 def _write_active(active: ti.template(), start: int, mask: ti.types.ndarray(dtype=ti.i32, ndim=1),
                   envs: ti.types.ndarray(dtype=ti.i32, ndim=1)):
@@ -85,20 +127,8 @@ def _write_active(active: ti.template(), start: int, mask: ti.types.ndarray(dtyp
         active[envs[e], start + i] = mask[i]
 
 
-@dataclass(eq=False)
-class ParticleEntity:
-    """A body of particles [start, start + n_particles) of its solver's arrays."""
-
-    solver: object
-    morph: object
-    material: object
-    start: int
-    n_particles: int
-
-    @property
-    def particles(self) -> slice:
-        """The entity's slice of the particle axis of its solver's state arrays."""
-        return slice(self.start, self.start + self.n_particles)
+class ParticleEntity(ParticleBody):
+    """A body of MPM or SPH particles, which can be switched on and off per env."""
 
     def set_active(self, active, envs_idx=None) -> None:
         """Switch particles on or off in every env, or only in `envs_idx`. `active` is a bool
@@ -111,11 +141,5 @@ class ParticleEntity:
             mask = np.full(self.n_particles, bool(mask))
         elif mask.shape != (self.n_particles,):
             raise ValueError(f"active mask has shape {mask.shape}, expected ({self.n_particles},)")
-        if self.solver.active is None:
-            raise RuntimeError("set_active needs a built scene (scene.build())")
-        n_envs = self.solver.scene.n_envs
-        if envs_idx is None:
-            envs = np.arange(max(n_envs, 1), dtype=np.int32)
-        else:
-            envs = normalize_envs_idx(envs_idx, n_envs)
+        envs = self._envs(envs_idx, "set_active")
         _write_active(self.solver.active, self.start, mask.astype(np.int32), envs)
