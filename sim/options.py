@@ -1,5 +1,10 @@
-"""Scene-wide options. Each solver's own options class is published here by the registry
-(`gs.options.MPMOptions`, ...), so this module never names a particular solver."""
+"""Scene-wide options, and every solver's options class under its own name (`gs.options.MPMOptions`).
+
+The built-in solvers' classes are imported below by name, so an editor or type checker follows
+`gs.options.RigidOptions` to its definition (tests/test_genesis_api.py checks that every built-in
+solver's class is reachable that way). A solver registered from outside `sim` (a plugin, the test
+suite's ToySolver) needs no line here: `__getattr__` publishes it from the solver registry.
+"""
 
 from __future__ import annotations
 
@@ -27,6 +32,7 @@ class SimOptions:
 
 
 def __getattr__(name: str):
+    """Options classes of solvers registered from outside sim (see the module docstring)."""
     if name.startswith("__"):  # import machinery probing (__path__, ...): never load solvers for it
         raise AttributeError(name)
     from sim.solvers import base
@@ -89,3 +95,11 @@ class VisOptions:
                              f"(particles render as spheres)")
         if not float(self.particle_size_scale) > 0:
             raise ValueError(f"VisOptions.particle_size_scale must be positive, got {self.particle_size_scale}")
+
+
+# The built-in solvers' options (after SimOptions: importing a solver never needs this module).
+from sim.solvers.fem import FEMOptions  # noqa: E402
+from sim.solvers.mpm import MPMOptions  # noqa: E402
+from sim.solvers.pbd import PBDOptions  # noqa: E402
+from sim.solvers.rigid import RigidOptions  # noqa: E402
+from sim.solvers.sph import SPHOptions  # noqa: E402

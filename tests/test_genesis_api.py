@@ -283,3 +283,68 @@ def test_gravity_compensation_cancels_that_fraction_of_gravity():
     assert drop[0] > 1.0
     assert drop[1] == pytest.approx(0.5 * drop[0], rel=1e-4)
     assert abs(drop[2]) < 1e-6
+
+
+def _static_definition(module: str, path: str) -> tuple[str, str]:
+    """Where `module`.`path` (e.g. "MPM.Elastic") is defined, found as an editor finds it: by
+    reading source, following `import` / `from ... import` / `name = a.b` and class bodies, never
+    running a module's __getattr__. Returns (module, class name) of the ClassDef; raises
+    LookupError naming the step a static reader cannot follow."""
+    import ast
+    import importlib.util
+
+    head, _, rest = path.partition(".")
+    spec = importlib.util.find_spec(module)
+    tree = ast.parse(open(spec.origin).read())
+
+    def follow_expr(expr, tail):
+        dotted = []
+        while isinstance(expr, ast.Attribute):
+            dotted.insert(0, expr.attr)
+            expr = expr.value
+        if not isinstance(expr, ast.Name):
+            raise LookupError(f"{module}.{path}: bound to an expression a static reader cannot follow")
+        return _static_definition(module, ".".join([expr.id, *dotted, *filter(None, [tail])]))
+
+    for node in tree.body:
+        if isinstance(node, ast.ClassDef) and node.name == head:
+            if not rest:
+                return module, head
+            attr, _, tail = rest.partition(".")
+            for item in node.body:
+                if isinstance(item, ast.Assign) and any(getattr(t, "id", None) == attr for t in item.targets):
+                    return follow_expr(item.value, tail)
+        if isinstance(node, ast.ImportFrom) and node.level == 0:
+            for alias in node.names:
+                if (alias.asname or alias.name) == head:
+                    sub = f"{node.module}.{alias.name}"
+                    if importlib.util.find_spec(node.module).submodule_search_locations and \
+                            importlib.util.find_spec(sub) is not None:
+                        return _static_definition(sub, rest)
+                    return _static_definition(node.module, ".".join(filter(None, [alias.name, rest])))
+        if isinstance(node, ast.Assign) and any(getattr(t, "id", None) == head for t in node.targets):
+            return follow_expr(node.value, rest)
+    raise LookupError(f"{module}.{path}: no import, assignment or class binds {head!r} in {spec.origin}")
+
+
+def test_registered_names_are_statically_importable():
+    """Every built-in solver's gs.options.<Name> and gs.materials.<Path> resolves by reading
+    source alone (what an editor's go-to-definition does) to the very class the registry holds."""
+    import importlib
+
+    from sim.solvers import base
+
+    checked = 0
+    for solver in base.registered_solvers().values():
+        if not solver.__module__.startswith("sim."):
+            continue  # a plugin (tests' ToySolver) is published at run time only
+        targets = [("sim.options", solver.options_cls.__name__, solver.options_cls)]
+        targets += [("sim.materials", path, cls) for path, cls in solver.materials.items()]
+        for module, path, cls in targets:
+            where, name = _static_definition(module, path)
+            assert getattr(importlib.import_module(where), name) is cls, f"{module}.{path} -> {where}.{name}"
+            checked += 1
+    assert checked >= 14  # 5 options classes, 9 materials
+    with pytest.raises(LookupError, match="ToyOptions"):
+        _static_definition("sim.options", "ToyOptions")
+    assert gs.options.ToyOptions.__name__ == "ToyOptions" and gs.materials.Toy.Points.__name__ == "ToyMaterial"

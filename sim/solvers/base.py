@@ -3,7 +3,9 @@
 A solver declares its state as `FieldSpec`s; the scene allocates those Taichi fields, hands
 them to `Solver.build`, and alone implements get_state / reset / checkpoint for every solver.
 Registering a solver also publishes its options class (`gs.options.<Name>`) and its
-materials namespace (`gs.materials.<Name>`), so adding a solver touches no core file.
+materials namespace (`gs.materials.<Name>`) at run time, so a solver added from outside `sim`
+touches no core file. The built-in solvers are also named in sim/options.py and
+sim/materials.py (one import line each), so that editors can follow those names.
 """
 
 from __future__ import annotations

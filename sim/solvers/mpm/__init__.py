@@ -1,9 +1,9 @@
-"""The MPM solver (MLS-MPM / APIC): gs.materials.MPM.Elastic / Snow / Liquid, gs.options.MPMOptions."""
+"""The MPM solver (MLS-MPM / APIC): gs.materials.MPM.Elastic / Snow / ElastoPlastic / Liquid, gs.options.MPMOptions."""
 
 import sim.morphs as morphs
-from sim.solvers.mpm.solver import Elastic, Liquid, MPMOptions, MPMSolver, Snow
+from sim.solvers.mpm.solver import Elastic, ElastoPlastic, Liquid, MPMOptions, MPMSolver, Snow
 
-__all__ = ["MPMSolver", "MPMOptions", "Elastic", "Snow", "Liquid", "benchmark_scene"]
+__all__ = ["MPMSolver", "MPMOptions", "Elastic", "Snow", "ElastoPlastic", "Liquid", "benchmark_scene"]
 
 
 def benchmark_scene(n_particles_target: int):
