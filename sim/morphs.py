@@ -9,6 +9,8 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
+
 from sim.utils.geom import xyz_to_quat
 from sim.validate import positive, unit_quat, vec
 
@@ -169,6 +171,52 @@ class URDF:
         object.__setattr__(self, "pos", pos)
         object.__setattr__(self, "quat", quat)
         object.__setattr__(self, "euler", None)
+
+
+@dataclass(frozen=True)
+class Mesh:
+    """A triangle mesh from a Wavefront .obj file (a path, or a Genesis asset path such as
+    `meshes/cloth.obj`), scaled by `scale` (a number or one per axis), then rotated by quat /
+    euler (degrees) and moved to pos, as Genesis places it. `vertices` and `triangles` are the
+    placed mesh. Used by PBD.Cloth (the mesh is the sheet); other solvers refuse it by name."""
+
+    file: str
+    scale: float | tuple[float, float, float] = 1.0
+    pos: tuple[float, float, float] = (0.0, 0.0, 0.0)
+    euler: tuple[float, float, float] | None = None
+    quat: tuple[float, float, float, float] | None = None
+
+    def __post_init__(self):
+        from sim.mesh_file import read_obj
+        from sim.utils.geom import transform_by_trans_quat
+
+        scale = (self.scale,) * 3 if isinstance(self.scale, (int, float)) else self.scale
+        scale = vec("Mesh.scale", scale, 3)
+        positive("Mesh.scale", scale)
+        object.__setattr__(self, "scale", scale)
+        file = resolve_asset(self.file, "Mesh")
+        if not file.lower().endswith(".obj"):
+            raise ValueError(f"Mesh file {file!r} is not supported: only Wavefront .obj files are read here")
+        object.__setattr__(self, "file", file)
+        pos, quat = _placement("Mesh", self.pos, self.euler, self.quat)
+        object.__setattr__(self, "pos", pos)
+        object.__setattr__(self, "quat", quat)
+        object.__setattr__(self, "euler", None)
+        vertices, triangles = read_obj(file)
+        placed = transform_by_trans_quat(vertices * np.asarray(scale), pos, quat)
+        placed.setflags(write=False)
+        triangles.setflags(write=False)
+        object.__setattr__(self, "_mesh", (placed, triangles))  # not a field: kept out of fingerprints
+
+    @property
+    def vertices(self) -> np.ndarray:
+        """(n, 3) placed vertex positions (read-only)."""
+        return self._mesh[0]
+
+    @property
+    def triangles(self) -> np.ndarray:
+        """(m, 3) vertex indices of each triangle (read-only)."""
+        return self._mesh[1]
 
 
 def is_inline_xml(file: str) -> bool:

@@ -75,6 +75,9 @@ def test_mass_is_conserved_through_impact_and_deactivation(falling):
     assert np.isfinite(pos).all()
     assert (pos >= np.array(DOMAIN["lower_bound"])).all() and (pos <= np.array(DOMAIN["upper_bound"])).all()
     assert pos[0, :, 2].min() < 0.05, "the bodies reached the floor"
+    body = bodies[1]  # Genesis's particle reads (one implementation with SPH, PBD, FEM)
+    np.testing.assert_array_equal(body.get_particles_pos(envs_idx=[1]).numpy(), pos[[1], body.particles])
+    np.testing.assert_array_equal(body.get_particles_vel().numpy(), state[f"{KEY}.vel"][:, body.particles])
 
 
 def colliding_boxes(n_envs=2):

@@ -3,6 +3,7 @@ env, and the shared reset / independence / save-load checks."""
 
 import numpy as np
 import pytest
+import torch
 
 import sim as gs
 from isolated import run_isolated
@@ -180,3 +181,63 @@ def test_bad_input_raises_and_changes_nothing():
         cloth.set_velocity((1.0, 2.0))
     after = scene.get_state()
     assert all(np.array_equal(before[k], after[k]) for k in before.keys())
+
+
+def test_cloth_from_genesis_obj_mesh_hangs_from_two_pinned_corners():
+    """Genesis's own meshes/cloth.obj as gs.morphs.Mesh(scale, pos, euler), as Genesis's cloth
+    example loads it: vertices placed as scipy places them, mass = rho * area, and pinned at two
+    corners (find_closest_particle / fix_particles) the sheet swings down without stretching."""
+    from scipy.spatial.transform import Rotation
+
+    from sim.mesh_file import read_obj
+    from sim.model_wheels import genesis_assets
+
+    raw, triangles = read_obj(genesis_assets(fetch=True) / "meshes" / "cloth.obj")
+    mesh = gs.morphs.Mesh(file="meshes/cloth.obj", scale=0.6, pos=(0.0, 0.0, 1.0), euler=(0.0, 0.0, 30.0))
+    expected = Rotation.from_euler("xyz", [0, 0, 30], degrees=True).apply(raw * 0.6) + [0.0, 0.0, 1.0]
+    assert np.allclose(mesh.vertices, expected) and np.array_equal(mesh.triangles, triangles)
+    scene = gs.Scene(sim_options=gs.options.SimOptions(dt=0.01),
+                     pbd_options=gs.options.PBDOptions(substeps=10, iterations=5, damping=4.0))
+    cloth = scene.add_entity(mesh, material=gs.materials.PBD.Cloth(rho=0.3))
+    scene.build(n_envs=1)
+    side = 0.6 * np.ptp(raw[:, :2], axis=0)  # the sheet is a flat square
+    mass = 1.0 / scene.solvers["PBDSolver"].inv_mass.to_numpy().astype(np.float64)
+    assert abs(mass.sum() / (0.3 * side.prod()) - 1) < 1e-4
+    corners = [int(np.argmin(raw[:, 0] + raw[:, 1])), int(np.argmax(raw[:, 0] + raw[:, 1]))]  # two opposite
+    pins = torch.cat([cloth.find_closest_particle(mesh.vertices[c] + [1e-3, 0.0, 0.0]) for c in corners])
+    assert pins.tolist() == corners
+    cloth.fix_particles(pins)
+    pinned_at = cloth.get_particles_pos()[0, pins.long()].clone()
+    edges, _ = stretch_and_bending_pairs(triangles)
+    rest = np.linalg.norm(mesh.vertices[edges[:, 0]] - mesh.vertices[edges[:, 1]], axis=1)
+    for _ in range(30):
+        scene.step()
+    pos = cloth.get_particles_pos()[0].numpy()
+    assert torch.equal(cloth.get_particles_pos()[0, pins.long()], pinned_at)
+    length = np.linalg.norm(pos[edges[:, 0]] - pos[edges[:, 1]], axis=1)
+    # the mesh is irregular (edges of 0.03 to 9 mm): its total edge length, and each edge to 1 cm
+    assert abs(length.sum() / rest.sum() - 1) < 0.01 and np.abs(length - rest).max() < 0.01
+    assert pos[:, 2].min() < 1.0 - 0.15, "the free corners swung down"
+
+
+def test_mesh_morph_refusals():
+    from sim.mesh_file import read_obj
+
+    with pytest.raises(ValueError, match="only Wavefront .obj"):
+        gs.morphs.Mesh(file="franka.xml")
+    with pytest.raises(TypeError, match="decimate"):
+        gs.morphs.Mesh(file="meshes/cloth.obj", decimate=True)
+    with pytest.raises(TypeError, match="Box or gs.morphs.Sphere, got Mesh"):
+        gs.Scene().add_entity(gs.morphs.Mesh(file="meshes/cloth.obj"), material=gs.materials.SPH.Liquid())
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as tmp:
+        for body, needle in (("v 0 0 0\nv 1 0 0\nf 1 2 3\n", "names no vertex"), ("v 0 0 nan\n", "non-finite"),
+                             ("v 0 0 0\nl 1 1\n", "'l' is not supported"), ("v 0 0 0\n", "no faces")):
+            path = f"{tmp}/bad.obj"
+            open(path, "w").write(body)
+            with pytest.raises(ValueError, match=needle):
+                read_obj(path)
+        open(f"{tmp}/quad.obj", "w").write("v 0 0 0\nv 1 0 0\nv 1 1 0\nv 0 1 0\nvt 0 0\nf 1/1 2/1 3/1 -1/1\n")
+        vertices, triangles = read_obj(f"{tmp}/quad.obj")
+        assert vertices.shape == (4, 3) and triangles.tolist() == [[0, 1, 2], [0, 2, 3]]

@@ -3,6 +3,7 @@ a column settling at the rest density, what `active` means, and the shared state
 
 import numpy as np
 import pytest
+import torch
 
 import sim as gs
 import particle_checks as pc
@@ -221,3 +222,83 @@ def test_static_plane_is_a_floor():
         lowest_sph.append(state[f"{KEY}.pos"][0, sph.particles, 2].min())
     assert 0.2 - dx < min(lowest_mpm) < 0.2 + dx, "the cube lands on the plane and does not sink through"
     assert 0.2 - 1e-6 <= min(lowest_sph) < 0.21, "the liquid lands on the plane"
+
+
+def test_viscosity_mu_is_the_kinematic_viscosity_of_navier_stokes():
+    """Two liquid blocks sheared as v_x = U sin(k z), in zero gravity, one with 10x the mu of the
+    other. One substep in, the interior's acceleration is nu * laplacian(v) = -mu k^2 v (the
+    analytic answer, to 3 %); 50 substeps on, the more viscous block has lost more of its
+    kinetic energy, and neither has decayed faster than exp(-mu k^2 t) allows."""
+    D, U, DT, size = 0.01, 0.05, 2e-4, np.array([0.08, 0.08, 0.24])
+    k = 2 * np.pi / size[2]
+    scene = gs.Scene(sim_options=gs.options.SimOptions(dt=DT, gravity=(0.0, 0.0, 0.0)),
+                     sph_options=gs.options.SPHOptions(lower_bound=(-0.3, -0.3, 0.0), upper_bound=(0.3, 0.3, 0.5),
+                                                       particle_size=D))
+    mus = (0.005, 0.05)
+    bodies = [scene.add_entity(gs.morphs.Box(pos=(0.0, y, 0.25), size=tuple(size)),
+                               gs.materials.SPH.Liquid(mu=mu, viscosity=0.0)) for y, mu in zip((-0.1, 0.1), mus)]
+    scene.build(n_envs=1)
+    assert scene.solvers[KEY].substeps == 1
+    start = scene.get_state()
+    pos = start[f"{KEY}.pos"][0].astype(np.float64)
+    wave = np.sin(k * (pos[:, 2] - (0.25 - size[2] / 2)))
+    scene.reset(with_velocity(start, {b: [(U, 0.0, 0.0)] for b in bodies}))
+    arrays = {key: np.array(v, copy=True) for key, v in scene.get_state().arrays().items()}
+    arrays[f"{KEY}.vel"][0, :, 0] = U * wave
+    scene.reset(gs.SimState(arrays, 0, 1, start.fingerprint))
+    v0 = bodies[0].get_particles_vel()[0].numpy()  # the getters: one gather of this body's rows
+    np.testing.assert_array_equal(v0, arrays[f"{KEY}.vel"][0, bodies[0].particles])
+    scene.step()
+    kinetic = []
+    for body, mu in zip(bodies, mus):
+        p = pos[body.particles]
+        inner = np.all(np.abs(p - [0.0, p[:, 1].mean(), 0.25]) < size / 2 - 2 * D - 1e-3, axis=1)
+        acc = (body.get_particles_vel()[0, :, 0].numpy() - U * wave[body.particles])[inner] / DT
+        expected = -mu * k * k * U * wave[body.particles][inner]
+        assert np.abs(acc - expected).max() < 0.03 * mu * k * k * U, (mu, np.abs(acc - expected).max())
+    for _ in range(49):
+        scene.step()
+    for body, mu in zip(bodies, mus):
+        ratio = float((body.get_particles_vel()[0].numpy().astype(np.float64) ** 2).sum()
+                      / (U * U * (wave[body.particles] ** 2).sum()))
+        assert np.exp(-2 * mu * k * k * 50 * DT) - 0.01 < ratio < 1.0, (mu, ratio)
+        kinetic.append(ratio)
+    assert kinetic[1] < kinetic[0] - 0.1, kinetic
+
+
+def test_particle_getters_and_closest_particle(falling):
+    scene, a, b = falling
+    scene.reset()
+    scene.step()
+    state = scene.get_state()
+    pos, vel = b.get_particles_pos(), b.get_particles_vel(envs_idx=[2, 0])
+    np.testing.assert_array_equal(pos.numpy(), state[f"{KEY}.pos"][:, b.particles])
+    np.testing.assert_array_equal(vel.numpy(), state[f"{KEY}.vel"][[2, 0], b.particles])
+    # off the lattice, so that no two particles tie
+    target = np.array([[0.1431, 0.0172, 0.6613], [0.1127, -0.0093, 0.6021], [0.1874, 0.0461, 0.5537]])
+    closest = b.find_closest_particle(target)
+    assert closest.dtype == torch.int32 and closest.shape == (3,)
+    expected = np.linalg.norm(pos.numpy() - target[:, None], axis=-1).argmin(1)
+    np.testing.assert_array_equal(closest.numpy(), expected)
+    assert b.find_closest_particle(target[1], envs_idx=[1]).tolist() == [expected[1]]
+    with pytest.raises(ValueError, match="pos must be"):
+        b.find_closest_particle([0.0, 1.0])
+    with pytest.raises(RuntimeError, match="needs a built scene"):
+        gs.Scene().add_entity(gs.morphs.Box(pos=(0, 0, 0.5), size=(0.1, 0.1, 0.1)),
+                              gs.materials.SPH.Liquid()).get_particles_pos()
+
+
+def test_liquid_arguments_genesis_names():
+    liquid = gs.materials.SPH.Liquid(mu=0.1, sampler="random", gamma=0.0)
+    assert liquid.mu == 0.1 and liquid.sampler == "random"
+    for bad, needle in ((dict(sampler="pbs"), "physics-based sampler"), (dict(sampler="grid"), "sampler must be"),
+                        (dict(gamma=0.01), "surface tension"), (dict(mu=-1.0), "mu")):
+        with pytest.raises(ValueError, match=needle):
+            gs.materials.SPH.Liquid(**bad)
+    from sim.solvers.particles import sample_morph
+
+    box = gs.morphs.Box(pos=(0.0, 0.0, 0.5), size=(0.2, 0.1, 0.1))
+    points, volume = sample_morph(box, 0.01, "random")
+    again, _ = sample_morph(box, 0.01, "random")
+    assert len(points) == 2000 and np.isclose(len(points) * volume, 0.002) and np.array_equal(points, again)
+    assert (np.abs(points - box.pos) <= np.array(box.size) / 2).all()

@@ -17,7 +17,8 @@ def main(steps: int = 200, video: str | None = None, particle_size: float = 0.02
                      vis_options=gs.options.VisOptions(visualize_sph_boundary=True), show_viewer=False)
     scene.add_entity(gs.morphs.Plane())
     water = scene.add_entity(gs.morphs.Box(pos=(0.0, 0.0, 0.65), size=(0.3, 0.3, 0.3)),
-                             material=gs.materials.SPH.Liquid(), surface=gs.surfaces.Water(color=(0.4, 0.8, 1.0)))
+                             material=gs.materials.SPH.Liquid(mu=0.005, sampler="regular"),
+                             surface=gs.surfaces.Water(color=(0.4, 0.8, 1.0)))
     cam = scene.add_camera(res=(320, 240), pos=(1.6, 1.2, 1.2), lookat=(0.0, 0.0, 0.3), fov=40)
     scene.build()
     if video:
@@ -28,7 +29,7 @@ def main(steps: int = 200, video: str | None = None, particle_size: float = 0.02
             cam.render()
     if video:
         print("wrote", cam.stop_recording(save_to_filename=video, fps=50))
-    z = scene.get_state()["SPHSolver.pos"][water.particles, 2]
+    z = water.get_particles_pos()[:, 2]
     print(f"water: {len(z)} particles, top at z={z.max():.3f} m, bottom at z={z.min():.3f} m")
 
 

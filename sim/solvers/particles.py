@@ -11,31 +11,59 @@ import numpy as np
 import taichi as ti
 import torch
 
-from sim import runtime
+from sim import morphs, runtime
 from sim.envs_idx import normalize_envs_idx
 from sim.field_access import gather
 from sim.utils.geom import transform_by_trans_quat
 from sim.validate import require_built
-import sim.morphs as morphs  # the module, not its names: sim.morphs may still be importing us
 
 
-def sample_morph(morph, spacing: float) -> tuple[np.ndarray, float]:
-    """Particle centres filling `morph` on a lattice of about `spacing`, and the volume each
-    particle stands for. A Box is cut into whole cells (its edges are kept exactly); a Sphere
-    keeps the cells of a cubic lattice centred on it whose centre lies inside."""
+SAMPLERS = ("regular", "random")  # Genesis's sampler names honoured here; "pbs" is refused
+
+
+def check_sampler(owner: str, sampler) -> None:
+    """Raise naming the problem unless `sampler` is one this module honours."""
+    if isinstance(sampler, str) and (sampler == "pbs" or sampler.startswith("pbs-")):
+        raise ValueError(f"{owner}(sampler={sampler!r}) is not supported: Genesis's physics-based sampler is not "
+                         f"available here; use 'regular' (a lattice) or 'random'")
+    if sampler not in SAMPLERS:
+        raise ValueError(f"{owner}.sampler must be one of {list(SAMPLERS)}, got {sampler!r}")
+
+
+def sample_morph(morph, spacing: float, sampler: str = "regular") -> tuple[np.ndarray, float]:
+    """Particle centres filling `morph` about `spacing` apart, and the volume each stands for.
+
+    "regular": a lattice. A Box is cut into whole cells (its edges are kept exactly); a Sphere
+    keeps the cells of a cubic lattice centred on it whose centre lies inside.
+    "random": volume / spacing^3 points drawn uniformly inside (a fixed seed, so a build always
+    draws the same particles and checkpoints stay loadable)."""
+    check_sampler("sample_morph", sampler)
+    if not isinstance(morph, (morphs.Box, morphs.Sphere)):
+        raise TypeError(f"particle solvers take gs.morphs.Box or gs.morphs.Sphere, got {type(morph).__name__}")
+    if sampler == "random":
+        rng = np.random.default_rng(0)
+        if isinstance(morph, morphs.Box):
+            volume = float(np.prod(morph.size))
+            n = max(1, int(round(volume / spacing ** 3)))
+            local = (rng.random((n, 3)) - 0.5) * np.asarray(morph.size)
+            return transform_by_trans_quat(local, morph.pos, morph.quat), volume / n
+        volume = 4.0 / 3.0 * np.pi * morph.radius ** 3
+        n = max(1, int(round(volume / spacing ** 3)))
+        direction = rng.normal(size=(n, 3))
+        direction /= np.linalg.norm(direction, axis=1, keepdims=True)
+        local = direction * (morph.radius * rng.random((n, 1)) ** (1.0 / 3.0))
+        return local + np.asarray(morph.pos), volume / n
     if isinstance(morph, morphs.Box):
         counts = [max(1, int(round(s / spacing))) for s in morph.size]
         axes = [((np.arange(n) + 0.5) / n - 0.5) * s for n, s in zip(counts, morph.size)]
         local = np.stack(np.meshgrid(*axes, indexing="ij"), -1).reshape(-1, 3)
         volume = float(np.prod([s / n for n, s in zip(counts, morph.size)]))
         return transform_by_trans_quat(local, morph.pos, morph.quat), volume
-    if isinstance(morph, morphs.Sphere):
-        n = int(np.ceil(morph.radius / spacing))
-        axis = np.arange(-n, n + 1) * spacing
-        local = np.stack(np.meshgrid(axis, axis, axis, indexing="ij"), -1).reshape(-1, 3)
-        local = local[np.linalg.norm(local, axis=1) <= morph.radius]
-        return local + np.asarray(morph.pos), spacing ** 3
-    raise TypeError(f"particle solvers take gs.morphs.Box or gs.morphs.Sphere, got {type(morph).__name__}")
+    n = int(np.ceil(morph.radius / spacing))
+    axis = np.arange(-n, n + 1) * spacing
+    local = np.stack(np.meshgrid(axis, axis, axis, indexing="ij"), -1).reshape(-1, 3)
+    local = local[np.linalg.norm(local, axis=1) <= morph.radius]
+    return local + np.asarray(morph.pos), spacing ** 3
 
 
 def check_inside(points: np.ndarray, lower, upper, what: str) -> None:

@@ -25,7 +25,7 @@ import taichi as ti
 
 from sim import runtime
 from sim.solvers.base import FLOAT, FieldSpec, Solver, register_solver
-from sim.solvers.particles import ParticleEntity, check_inside, contact_planes, sample_morph
+from sim.solvers.particles import ParticleEntity, check_inside, check_sampler, contact_planes, sample_morph
 from sim.validate import domain_bounds
 
 PAD_CELLS = 3  # grid nodes outside the domain on each side; they hold the walls
@@ -90,6 +90,7 @@ class _MPMMaterial:
     E: float
     nu: float
     rho: float
+    sampler: str
     kind = ELASTIC  # class constant, not a field: selects the constitutive model in the kernel
 
     def __post_init__(self):
@@ -100,6 +101,7 @@ class _MPMMaterial:
             raise ValueError(f"MPM.{name}.nu must be in [0, 0.5), got {self.nu}")
         if not float(self.rho) > 0:
             raise ValueError(f"MPM.{name}.rho must be positive, got {self.rho}")
+        check_sampler(f"MPM.{name}", self.sampler)
 
     def lame(self) -> tuple[float, float]:
         return _lame(self.E, self.nu)
@@ -111,11 +113,13 @@ class _MPMMaterial:
 
 @dataclass(frozen=True)
 class Elastic(_MPMMaterial):
-    """Neo-Hookean elastic solid. E: Young's modulus (Pa), nu: Poisson ratio, rho: kg/m^3."""
+    """Neo-Hookean elastic solid. E: Young's modulus (Pa), nu: Poisson ratio, rho: kg/m^3.
+    sampler: how a morph is filled (sim.solvers.particles.SAMPLERS), on every MPM material."""
 
     E: float = 3e5
     nu: float = 0.2
     rho: float = 1000.0
+    sampler: str = "regular"
 
 
 @dataclass(frozen=True)
@@ -127,6 +131,7 @@ class Snow(_MPMMaterial):
     E: float = 1.4e5
     nu: float = 0.2
     rho: float = 400.0
+    sampler: str = "regular"
     theta_c: float = 2.5e-2
     theta_s: float = 4.5e-3
     hardening: float = 10.0
@@ -155,7 +160,7 @@ class ElastoPlastic(_MPMMaterial):
     yield_higher: float = 4.5e-3
     use_von_mises: bool = True
     von_mises_yield_stress: float = 10000.0
-    sampler: str = "pbs"
+    sampler: str = "regular"
     kind = SNOW
     hardening = 0.0
 
@@ -185,6 +190,7 @@ class Liquid(_MPMMaterial):
     E: float = 1e6
     nu: float = 0.2
     rho: float = 1000.0
+    sampler: str = "regular"
     kind = LIQUID
 
     def lame(self) -> tuple[float, float]:
@@ -226,7 +232,7 @@ class MPMSolver(Solver):
     def add_entity(self, morph, material):
         if not isinstance(material, _MPMMaterial):
             raise TypeError(f"MPMSolver takes gs.materials.MPM.*, got {type(material).__name__}")
-        points, volume = sample_morph(morph, self.particle_size)
+        points, volume = sample_morph(morph, self.particle_size, material.sampler)
         opts = self.options
         check_inside(points, opts.lower_bound, opts.upper_bound,
                      f"MPM entity {len(self.entities)} ({type(morph).__name__})")

@@ -27,7 +27,7 @@ from sim.solvers.particles import contact_planes, sample_morph
 from sim.solvers.vertex_entity import VertexEntity
 from sim.validate import check_count, check_number
 
-MAX_COLOURS = 24  # colour loops are unrolled in the projection kernel; a grid cloth needs about 12
+MAX_COLOURS = 32  # colour loops are unrolled in the projection kernel: a grid cloth needs about 12, Genesis's cloth.obj 26
 
 
 @dataclass(frozen=True)
@@ -56,8 +56,8 @@ class PBDOptions:
 
 @dataclass(frozen=True)
 class Cloth:
-    """Cloth on a gs.morphs.Cloth sheet. rho: areal density (kg/m^2); compliances are XPBD's
-    inverse stiffness (m/N): 0 makes edges inextensible."""
+    """Cloth on a gs.morphs.Cloth sheet or a gs.morphs.Mesh (.obj) surface. rho: areal density
+    (kg/m^2); compliances are XPBD's inverse stiffness (m/N): 0 makes edges inextensible."""
 
     rho: float = 0.2
     stretch_compliance: float = 0.0
@@ -108,6 +108,26 @@ def _cloth(morph: morphs.Cloth, material: Cloth):
     return rest, mass, np.concatenate([edges, bending]), compliance
 
 
+def _mesh_cloth(morph: morphs.Mesh, material: Cloth):
+    """A cloth whose sheet is a triangle mesh: each vertex carries a third of the area of its
+    triangles (times rho); the mesh must be manifold (an edge in at most two triangles)."""
+    rest, triangles = morph.vertices, morph.triangles
+    corners = rest[triangles]
+    area = 0.5 * np.linalg.norm(np.cross(corners[:, 1] - corners[:, 0], corners[:, 2] - corners[:, 0]), axis=1)
+    mass = np.bincount(triangles.ravel(), np.repeat(area / 3.0, 3), minlength=len(rest)) * material.rho
+    if not np.all(mass > 0):
+        raise ValueError(f"Mesh {morph.file}: {int(np.sum(mass <= 0))} vertices lie in no triangle of non-zero "
+                         f"area; a PBD.Cloth mesh needs every vertex in one")
+    edges = np.sort(np.concatenate([triangles[:, [0, 1]], triangles[:, [1, 2]], triangles[:, [2, 0]]]), axis=1)
+    if np.unique(edges, axis=0, return_counts=True)[1].max() > 2:
+        raise ValueError(f"Mesh {morph.file} is not manifold (an edge is shared by more than two triangles), "
+                         f"which PBD.Cloth needs")
+    edges, bending = stretch_and_bending_pairs(triangles)
+    compliance = np.concatenate([np.full(len(edges), material.stretch_compliance),
+                                 np.full(len(bending), material.bending_compliance)])
+    return np.array(rest), mass, np.concatenate([edges, bending]), compliance
+
+
 def _particles(morph: morphs.Box, material: Particle, spacing: float):
     points, volume = sample_morph(morph, spacing)
     return points, material.rho * volume, np.zeros((0, 2), np.int64), np.zeros(0)
@@ -122,9 +142,12 @@ class PBDSolver(Solver):
 
     def add_entity(self, morph, material):
         if isinstance(material, Cloth):
-            if not isinstance(morph, morphs.Cloth):
-                raise TypeError(f"PBD.Cloth needs a gs.morphs.Cloth, got {type(morph).__name__}")
-            rest, mass, pairs, compliance = _cloth(morph, material)
+            if isinstance(morph, morphs.Mesh):
+                rest, mass, pairs, compliance = _mesh_cloth(morph, material)
+            elif isinstance(morph, morphs.Cloth):
+                rest, mass, pairs, compliance = _cloth(morph, material)
+            else:
+                raise TypeError(f"PBD.Cloth needs a gs.morphs.Cloth or gs.morphs.Mesh, got {type(morph).__name__}")
         elif isinstance(material, Particle):
             if not isinstance(morph, morphs.Box):
                 raise TypeError(f"PBD.Particle needs a gs.morphs.Box, got {type(morph).__name__}")

@@ -287,7 +287,8 @@ def append_model(model: ModelArrays, m: mujoco.MjModel, pos, quat, qpos_init=Non
     model.dof_force_hi += hi.tolist()
     model.dof_target_lo += target_lo.tolist()
     model.dof_target_hi += target_hi.tolist()
-    append_geoms(model, m, gbody, pos, quat, lambda a, b: transform_quat_by_quat(b, a), lambda q, v: transform_by_quat(v, q))
+    append_geoms(model, m, gbody, pos, quat, lambda a, b: transform_quat_by_quat(b, a),
+                 lambda q, v: transform_by_quat(v, q))
     model.qpos0 += qpos.tolist()
     return {"links": (b0 + 1, b0 + m.nbody), "dofs": (d0, d0 + m.nv), "qs": (q0, q0 + m.nq),
             "geoms": (g0, model.ngeom), "link_names": [model.body_names[b] for b in range(b0 + 1, b0 + m.nbody)],

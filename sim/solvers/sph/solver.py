@@ -3,12 +3,15 @@
 Per substep, one kernel launch runs every stage for all envs: bin active particles into a
 uniform grid of cells one support radius wide (a counting sort per env, each cell's list
 sorted by particle index so sums never depend on thread order), density by summation, Tait
-pressure, pressure and artificial-viscosity forces (pairwise antisymmetric, so momentum is
-conserved), then symplectic Euler with the domain walls and the scene's static planes.
+pressure, pressure, viscosity (Genesis's `mu`) and artificial-viscosity forces (pairwise
+antisymmetric, so momentum is conserved), then symplectic Euler with the domain walls and the scene's static planes.
 
 Determinism: no float is ever summed atomically (cell counts are integers, each cell's list
 is sorted, density and force are gathers), so on the CPU a trajectory repeats bit for bit with
 or without deterministic mode, and envs never affect each other's bits.
+
+The file is a little over 350 lines because the material, its lattice calibrations (mass,
+viscosity) and the one kernel that uses them are one idea, kept in one place.
 """
 
 from dataclasses import dataclass
@@ -17,10 +20,11 @@ import numpy as np
 import taichi as ti
 
 from sim.solvers.base import FLOAT, FieldSpec, Solver, register_solver
-from sim.solvers.particles import ParticleEntity, check_inside, contact_planes, sample_morph
-from sim.validate import domain_bounds
+from sim.solvers.particles import ParticleEntity, check_inside, check_sampler, contact_planes, sample_morph
+from sim.validate import check_number, domain_bounds
 
 SUPPORT = 2.0  # kernel support radius in particle spacings (about 32 neighbours on a lattice)
+VISCOUS_DT = 0.125  # explicit viscosity is stable for dt < VISCOUS_DT * h^2 / mu (Monaghan 2005)
 
 
 @dataclass(frozen=True)
@@ -28,7 +32,8 @@ class SPHOptions:
     """lower_bound/upper_bound: the simulation box (m), whose faces are walls (the default's
     floor z = 0 is the ground). particle_size: particle spacing (m); the kernel support radius
     is SUPPORT times it. substeps: SPH substeps per scene step (default: max(SimOptions.substeps,
-    enough for a CFL number of 0.4 at the fastest sound speed plus 1 m/s))."""
+    enough for a CFL number of 0.4 at the fastest sound speed plus 1 m/s, and for the
+    explicit viscosity's limit VISCOUS_DT * h^2 / mu))."""
 
     lower_bound: tuple[float, float, float] = (-1.0, -1.0, 0.0)
     upper_bound: tuple[float, float, float] = (1.0, 1.0, 1.0)
@@ -58,20 +63,35 @@ class SPHOptions:
 
 @dataclass(frozen=True)
 class Liquid:
-    """rho: rest density (kg/m^3); Tait pressure stiffness * ((rho/rho0)^exponent - 1) in Pa;
-    viscosity: Monaghan's artificial viscosity alpha (dimensionless)."""
+    """Genesis's SPH liquid. rho: rest density (kg/m^3); Tait pressure stiffness *
+    ((rho/rho0)^exponent - 1) in Pa; mu: kinematic viscosity (m^2/s), the nu of the
+    Navier-Stokes term nu * laplacian(v), in Genesis's (Monaghan's) form
+    a_i += 2(d+2) nu_ij m_j / rho_ij (v_ij . x_ij) / (r^2 + 0.01 h^2) grad W_ij, with the pair's
+    mean mu and density (so momentum is conserved) and scaled by viscosity_scale() so that on the
+    particle lattice it gives nu * laplacian(v) (Genesis leaves it unscaled: its liquids act
+    about 0.7 times as viscous as their mu);
+    viscosity (ours, not Genesis's): Monaghan's artificial viscosity alpha, on approach only,
+    which damps the pressure waves of weak compressibility. sampler: how a morph is filled
+    (sim.solvers.particles.SAMPLERS). gamma (surface tension) is not implemented: only 0."""
 
     rho: float = 1000.0
     stiffness: float = 50000.0
     exponent: float = 7.0
+    mu: float = 0.005
+    gamma: float = 0.0
+    sampler: str = "regular"
     viscosity: float = 0.05
 
     def __post_init__(self):
         for name in ("rho", "stiffness", "exponent"):
             if not float(getattr(self, name)) > 0:
                 raise ValueError(f"SPH.Liquid.{name} must be positive, got {getattr(self, name)}")
-        if not float(self.viscosity) >= 0:
-            raise ValueError(f"SPH.Liquid.viscosity must be >= 0, got {self.viscosity}")
+        check_number("SPH.Liquid.mu", self.mu, 0.0)
+        check_number("SPH.Liquid.viscosity", self.viscosity, 0.0)
+        if self.gamma != 0:
+            raise ValueError(f"SPH.Liquid(gamma={self.gamma!r}) is not supported: surface tension is not "
+                             f"implemented here; pass gamma=0")
+        check_sampler("SPH.Liquid", self.sampler)
 
     def sound_speed(self) -> float:
         return float(np.sqrt(self.stiffness * self.exponent / self.rho))
@@ -84,12 +104,33 @@ def cubic_spline(r, h):
     return sigma * np.where(q <= 0.5, 6 * q ** 3 - 6 * q ** 2 + 1, np.where(q <= 1, 2 * (1 - q) ** 3, 0.0))
 
 
-def lattice_mass(rho: float, spacing: float) -> float:
-    """Particle mass giving density `rho` inside a cubic lattice of `spacing` (self included),
-    so that a body sampled at rest starts exactly at its rest density."""
+def _lattice_offsets(spacing: float) -> np.ndarray:
+    """Offsets (k, 3) of the lattice neighbours within the support radius, self included."""
     n = int(np.ceil(SUPPORT))
     axis = np.arange(-n, n + 1) * spacing
     offsets = np.stack(np.meshgrid(axis, axis, axis, indexing="ij"), -1).reshape(-1, 3)
+    return offsets[np.linalg.norm(offsets, axis=1) < SUPPORT * spacing]
+
+
+def viscosity_scale() -> float:
+    """1 / (the viscosity sum of a lattice particle for v = (z^2 / 2, 0, 0), whose Laplacian is
+    exactly (1, 0, 0)): the factor that makes the discrete operator nu * laplacian(v). It does
+    not depend on the spacing (the support is SUPPORT spacings), so it is computed at spacing 1."""
+    x = _lattice_offsets(1.0)
+    x = x[np.any(x != 0, axis=1)]
+    h, r = SUPPORT, np.linalg.norm(x, axis=1)  # x = x_i - x_j with particle i at the origin
+    q, sigma = r / h, 8.0 / (np.pi * h ** 3)
+    dw = np.where(q <= 0.5, sigma / h * (18 * q ** 2 - 12 * q), -sigma / h * 6 * (1 - q) ** 2)
+    v_ij_dot_x = -(x[:, 2] ** 2 / 2) * x[:, 0]  # (v_i - v_j) . x_ij, v_i = 0
+    volume = lattice_mass(1.0, 1.0)  # m_j / rho_j on a lattice at rest density
+    acc_x = 2 * (3 + 2) * np.sum(volume * v_ij_dot_x / (r * r + 0.01 * h * h) * dw / r * x[:, 0])
+    return float(1.0 / acc_x)
+
+
+def lattice_mass(rho: float, spacing: float) -> float:
+    """Particle mass giving density `rho` inside a cubic lattice of `spacing` (self included),
+    so that a body sampled at rest starts exactly at its rest density."""
+    offsets = _lattice_offsets(spacing)
     return rho / float(cubic_spline(np.linalg.norm(offsets, axis=1), SUPPORT * spacing).sum())
 
 
@@ -103,6 +144,7 @@ class SPHSolver(Solver):
     def __init__(self, scene, options, sim_options):
         super().__init__(scene, options, sim_options)
         self._points: list[np.ndarray] = []
+        self._volumes: list[float] = []
         self.active = None
 
     @property
@@ -114,19 +156,23 @@ class SPHSolver(Solver):
         """SPH substeps per scene step (see SPHOptions.substeps)."""
         if self.options.substeps is not None:
             return int(self.options.substeps)
+        h = self.options.support_radius
         speed = max(e.material.sound_speed() for e in self.entities) + 1.0
-        needed = int(np.ceil(self.sim_options.dt * speed / (0.4 * self.options.support_radius)))
-        return max(self.sim_options.substeps, needed)
+        needed = int(np.ceil(self.sim_options.dt * speed / (0.4 * h)))
+        mu = max(e.material.mu for e in self.entities) * viscosity_scale()
+        viscous = int(np.ceil(self.sim_options.dt * mu / (VISCOUS_DT * h * h)))
+        return max(self.sim_options.substeps, needed, viscous)
 
     def add_entity(self, morph, material):
         if not isinstance(material, Liquid):
             raise TypeError(f"SPHSolver takes gs.materials.SPH.Liquid, got {type(material).__name__}")
-        points, _ = sample_morph(morph, self.options.particle_size)
+        points, volume = sample_morph(morph, self.options.particle_size, material.sampler)
         check_inside(points, self.options.lower_bound, self.options.upper_bound,
                      f"SPH entity {len(self.entities)} ({type(morph).__name__})")
         entity = ParticleEntity(self, morph, material, self.n_particles, len(points))
         self.entities.append(entity)
         self._points.append(points)
+        self._volumes.append(volume)
         return entity
 
     def state_specs(self):
@@ -147,14 +193,15 @@ class SPHSolver(Solver):
         self.cell_count, self.cell_start = ti.field(ti.i32, shape=(batch, n_cells)), ti.field(ti.i32, shape=(batch, n_cells))
         self.cell_fill = ti.field(ti.i32, shape=(batch, n_cells))
         self.sorted_ids = ti.field(ti.i32, shape=(batch, max(n, 1)))
-        self.p_mass, self.rho0, self.stiffness, self.exponent, self.alpha, self.sound = (
-            ti.field(fdtype, shape=n) for _ in range(6))
+        self.p_mass, self.rho0, self.stiffness, self.exponent, self.alpha, self.sound, self.mu = (
+            ti.field(fdtype, shape=n) for _ in range(7))
         d = self.options.particle_size
-        columns = {name: [] for name in ("p_mass", "rho0", "stiffness", "exponent", "alpha", "sound")}
-        for e, points in zip(self.entities, self._points):
+        columns = {name: [] for name in ("p_mass", "rho0", "stiffness", "exponent", "alpha", "sound", "mu")}
+        for e, points, volume in zip(self.entities, self._points, self._volumes):
             m = e.material
-            values = dict(p_mass=lattice_mass(m.rho, d), rho0=m.rho, stiffness=m.stiffness,
-                          exponent=m.exponent, alpha=m.viscosity, sound=m.sound_speed())
+            # a lattice particle's mass, scaled by the volume a particle stands for (d^3 on the lattice)
+            values = dict(p_mass=lattice_mass(m.rho, d) * volume / d ** 3, rho0=m.rho, stiffness=m.stiffness,
+                          exponent=m.exponent, alpha=m.viscosity, sound=m.sound_speed(), mu=m.mu * viscosity_scale())
             for name, value in values.items():
                 columns[name].append(np.full(len(points), value))
         for name, values in columns.items():
@@ -282,6 +329,9 @@ class SPHSolver(Solver):
                                         / (2.0 * (rho_i + rho_j))
                                     visc = -nu * vx / (r * r + 0.01 * h * h)
                                 acc -= self.p_mass[j] * (pi_term + self.pressure[b, j] / (rho_j * rho_j) + visc) * grad
+                                rho_ij = 0.5 * (rho_i + rho_j)  # Genesis's viscosity (see Liquid)
+                                acc += 5.0 * (self.mu[i] + self.mu[j]) * self.p_mass[j] / rho_ij * vx \
+                                    / (r2 + 0.01 * h * h) * grad
                 self.acc[b, i] = acc
         # --- integrate, then walls and planes
         for b, i in self.pos:
