@@ -150,7 +150,7 @@ def robots():
     dofs = [go2.get_joint(name).dof_idx_local for name in LEGS]
     qpos = np.tile(go2.get_qpos().numpy()[0], (len(GAINS), 1))
     qpos[:, 2] = [z0 for _, _, z0 in GAINS]
-    qpos[:, 7:] = STAND   # go2's joints follow its free joint in LEGS' order
+    qpos[:, 7:] = STAND   # the file's order (FL FR RL RR) differs from LEGS', but front and rear legs match
     go2.set_qpos(qpos)
     go2.set_dofs_kp(np.array([[kp] * 12 for kp, _, _ in GAINS]), dofs)
     go2.set_dofs_kv(np.array([[kv] * 12 for _, kv, _ in GAINS]), dofs)
