@@ -14,10 +14,11 @@ from sim.solvers.rigid.model import primitive_xml
 def compile_morph(morph, material) -> mujoco.MjModel:
     if isinstance(morph, (morphs.Box, morphs.Sphere, morphs.Plane)):
         return mujoco.MjModel.from_xml_string(primitive_xml(morph, material.rho, material.friction))
-    file = getattr(morph, "file", None)
-    if file is None:
+    if not isinstance(morph, (morphs.MJCF, morphs.URDF)):
         raise TypeError(f"cannot compile a {type(morph).__name__} morph into a MuJoCo model")
-    return mujoco.MjModel.from_xml_path(file)
+    from sim.solvers.rigid.loader import compile_morph as compile_file  # URDF's free base, inline XML
+
+    return compile_file(morph)[0]
 
 
 def entity_model(entity) -> mujoco.MjModel:

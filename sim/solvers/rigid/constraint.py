@@ -169,6 +169,41 @@ def _row_velocity(d: ti.template(), e, row):
     return v
 
 
+@ti.func
+def _sweeps(d: ti.template(), e):
+    """Gauss-Seidel sweeps over the env's rows until the impulses settle."""
+    for _ in range(d.iterations):
+        change, size = 0.0, 0.0
+        r = 0
+        while r < d.row_count[e]:
+            kind = d.row_kind[e, r]
+            if kind != FRICTION:
+                lam = d.row_lam[e, r]
+                new = lam + (d.row_b[e, r] - _row_velocity(d, e, r)) / d.row_A[e, r]
+                if kind == UNILATERAL:
+                    new = ti.max(new, 0.0)
+                elif kind == BOXED:
+                    new = ti.min(ti.max(new, -d.row_mu[e, r]), d.row_mu[e, r])
+                _apply(d, e, r, new - lam)
+                change, size = ti.max(change, ti.abs(new - lam)), ti.max(size, ti.abs(new))
+                r += 1
+            else:
+                l1 = d.row_lam[e, r] - _row_velocity(d, e, r) / d.row_A[e, r]
+                l2 = d.row_lam[e, r + 1] - _row_velocity(d, e, r + 1) / d.row_A[e, r + 1]
+                bound = d.row_mu[e, r] * d.row_lam[e, r - 1]
+                norm = ti.sqrt(l1 * l1 + l2 * l2)
+                if norm > bound:
+                    scale = bound / norm
+                    l1 *= scale
+                    l2 *= scale
+                change = ti.max(change, ti.max(ti.abs(l1 - d.row_lam[e, r]), ti.abs(l2 - d.row_lam[e, r + 1])))
+                _apply(d, e, r, l1 - d.row_lam[e, r])
+                _apply(d, e, r + 1, l2 - d.row_lam[e, r + 1])
+                r += 2
+        if change <= 1e-6 * size:  # converged: later sweeps would change nothing that matters
+            break
+
+
 @ti.kernel
 def solve_constraints(d: ti.template(), dt: float):
     """qvel <- qvel + dt * qacc, then the constraint impulses that make it admissible."""
@@ -186,33 +221,23 @@ def solve_constraints(d: ti.template(), dt: float):
                 a += d.row_J[e, r, k] * d.row_solve[e, k]
             d.row_A[e, r] = ti.max(a, 1e-12)
             d.row_lam[e, r] = 0.0
-        for _ in range(d.iterations):
-            change, size = 0.0, 0.0
-            r = 0
-            while r < d.row_count[e]:
-                kind = d.row_kind[e, r]
-                if kind != FRICTION:
-                    lam = d.row_lam[e, r]
-                    new = lam + (d.row_b[e, r] - _row_velocity(d, e, r)) / d.row_A[e, r]
-                    if kind == UNILATERAL:
-                        new = ti.max(new, 0.0)
-                    elif kind == BOXED:
-                        new = ti.min(ti.max(new, -d.row_mu[e, r]), d.row_mu[e, r])
-                    _apply(d, e, r, new - lam)
-                    change, size = ti.max(change, ti.abs(new - lam)), ti.max(size, ti.abs(new))
-                    r += 1
-                else:
-                    l1 = d.row_lam[e, r] - _row_velocity(d, e, r) / d.row_A[e, r]
-                    l2 = d.row_lam[e, r + 1] - _row_velocity(d, e, r + 1) / d.row_A[e, r + 1]
-                    bound = d.row_mu[e, r] * d.row_lam[e, r - 1]
-                    norm = ti.sqrt(l1 * l1 + l2 * l2)
-                    if norm > bound:
-                        scale = bound / norm
-                        l1 *= scale
-                        l2 *= scale
-                    change = ti.max(change, ti.max(ti.abs(l1 - d.row_lam[e, r]), ti.abs(l2 - d.row_lam[e, r + 1])))
-                    _apply(d, e, r, l1 - d.row_lam[e, r])
-                    _apply(d, e, r + 1, l2 - d.row_lam[e, r + 1])
-                    r += 2
-            if change <= 1e-6 * size:  # converged: later sweeps would change nothing that matters
-                break
+        _sweeps(d, e)
+
+
+@ti.kernel
+def relax_constraints(d: ti.template()):
+    """After the position update: joint and tendon limit rows that pushed a joint back inside
+    its range are solved again with a zero target, so the push moved the joint but leaves no
+    velocity behind (Box2D's "soft step" relax). Without it the push is kinetic energy: a
+    joint that starts 0.5 rad past its limit leaves it at 10 rad/s and flies to the other end
+    of its range (gymnasium's ant, whose ankles start outside their range). Contact rows keep
+    their Baumgarte push (a penetration beyond the slop is rare and small; relaxing them left
+    a resting box rocking at 3e-3 rad/s)."""
+    for e in range(d.batch):
+        pushed = False
+        for r in range(3 * d.con_count[e], d.row_count[e]):  # limit rows (contacts: 3 rows each, first)
+            if d.row_kind[e, r] == UNILATERAL and d.row_b[e, r] > 0:
+                d.row_b[e, r] = 0.0
+                pushed = True
+        if pushed:
+            _sweeps(d, e)

@@ -231,15 +231,27 @@ def mpr(d: ti.template(), e, g1, g2, inflate):
 @ti.func
 def add_contact(d: ti.template(), e, pos, normal, depth, g1, g2):
     """Record a contact of the pair being tested (normal from g1 to g2; depth < 0: a gap).
-    The pair's margin - gap offset shifts where it rests, as MuJoCo's margin does."""
+    The pair's margin - gap offset shifts where it rests, as MuJoCo's margin does. When the
+    env's list is full (RigidOptions.max_contacts), the deepest contacts are the ones kept:
+    a full list used to drop every later contact, touching ones too (a Franka's finger pads
+    against a box, after its mesh self-collision pairs filled 64 slots with speculative ones)."""
     n = d.con_count[e]
+    slot = n
     if n < d.max_contacts:
-        d.con_pos[e, n] = pos
-        d.con_normal[e, n] = normal
-        d.con_depth[e, n] = depth + d.pair_offset_e[e]
-        d.con_mu[e, n] = d.pair_mu_e[e]
-        d.con_body[e, n] = ti.Vector([d.geom_body[g1], d.geom_body[g2]])
         d.con_count[e] = n + 1
+    else:  # list full: a deeper contact replaces the one with the widest gap (a speculative one)
+        slot = 0
+        for c in range(1, n):
+            if d.con_depth[e, c] < d.con_depth[e, slot]:
+                slot = c
+        if d.con_depth[e, slot] >= depth + d.pair_offset_e[e]:
+            slot = -1
+    if slot >= 0:
+        d.con_pos[e, slot] = pos
+        d.con_normal[e, slot] = normal
+        d.con_depth[e, slot] = depth + d.pair_offset_e[e]
+        d.con_mu[e, slot] = d.pair_mu_e[e]
+        d.con_body[e, slot] = ti.Vector([d.geom_body[g1], d.geom_body[g2]])
 
 
 @ti.func

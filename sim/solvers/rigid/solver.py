@@ -169,6 +169,7 @@ class RigidSolver(ExternalForceAPI, Solver):
             collision.detect_contacts(d)
             constraint.solve_constraints(d, dt)
             integrator.integrate_positions(d, dt)
+            constraint.relax_constraints(d)
         self.external.clear()
         self.update_links()
 
