@@ -2,6 +2,7 @@
 process (one Taichi runtime, so kernels compile once; one local Ray for the two that train),
 each through its whole script path as a Genesis user would call it. The log times each one."""
 
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -26,7 +27,7 @@ run({folder!r} + "/ik_batched.py", n_envs=2, steps=3)
 run({folder!r} + "/sph_liquid.py", steps=2, particle_size=0.05)
 run({folder!r} + "/mpm_objects.py", steps=2, grid_density=16)
 run({folder!r} + "/cloth.py", steps=2, res=5)
-history = run({folder!r} + "/go2_walk.py", n_envs=2, shards=1, iterations=2, steps_per_env=4, episode_length=6)
+history = run({folder!r} + "/go2_walk.py", n_envs=2, shards=1, iterations=2, steps_per_env=4, episode_length=4)
 assert len(history) == 2 and all(np.isfinite(history))
 video = run({root!r} + "/examples/render_reach.py", video=os.path.join(tempfile.mkdtemp(), "reach.mp4"),
             iterations=1, n_envs=2, shards=1, steps=3, res=(64, 48))
@@ -44,5 +45,6 @@ def test_genesis_examples_run():
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     assert "ALL EXAMPLES RAN" in result.stdout
     assert "hand-target distance" in result.stdout and "lowest cloth point" in result.stdout
-    assert "iteration    2: mean reward per step" in result.stdout and "wrote 3 frames" in result.stdout
+    assert re.search(r"iteration    2: mean reward per step +-?\d.*return +-?\d", result.stdout), result.stdout[-2000:]
+    assert "wrote 3 frames" in result.stdout
     print("\n".join(line for line in result.stdout.splitlines() if line.startswith("EXAMPLE ")))

@@ -1,7 +1,7 @@
 """go2 learns to walk: velocity-command tracking on flat ground (genesis_dist.tasks.Go2Walk),
 trained with rsl-rl-lib's PPO through gd.VecEnv, its envs sharded over Ray actors. One line
-per PPO iteration: the mean return and length of the episodes finished so far (rsl-rl's last
-100) and the mean reward per step of the iteration's rollout.
+per PPO iteration: the mean reward per step of its rollout, and the mean return and length of
+the episodes that ended in it.
 
     python examples/genesis/go2_walk.py --n-envs 64 --shards 2 --iterations 100              # CPU, local Ray
     python examples/genesis/go2_walk.py --n-envs 4096 --shards 4 --backend gpu --iterations 1000 --out runs/go2
@@ -20,20 +20,31 @@ from genesis_dist.training import learn, save_training
 
 
 class RewardMeter:
-    """Wraps env.step to average the reward of every step rsl-rl takes (between two reads)."""
+    """Wraps env.step to measure what PPO's rollouts get: the mean reward per step, and the return
+    and length of the episodes that finished (rsl-rl keeps those only when it writes logs)."""
 
     def __init__(self, env):
-        self.total, self.count, self._step = 0.0, 0, env.step
-        env.step = self.step
+        self._step, env.step = env.step, self.step
+        self.running, self.length = torch.zeros(env.num_envs), torch.zeros(env.num_envs)
+        self.total, self.count, self.returns, self.lengths = 0.0, 0, [], []
 
     def step(self, actions):
         out = self._step(actions)
-        self.total, self.count = self.total + out[1].sum().item(), self.count + out[1].numel()
+        reward, done = out[1].detach().cpu().reshape(-1), out[2].cpu().reshape(-1).bool()
+        self.total, self.count = self.total + reward.sum().item(), self.count + reward.numel()
+        self.running += reward
+        self.length += 1
+        self.returns += self.running[done].tolist()
+        self.lengths += self.length[done].tolist()
+        self.running[done], self.length[done] = 0.0, 0.0
         return out
 
-    def read(self) -> float:
-        mean, self.total, self.count = self.total / max(self.count, 1), 0.0, 0
-        return mean
+    def read(self) -> tuple[float, float | None, float | None]:
+        """(mean reward per step, mean return, mean length of finished episodes: None if none) since the last read."""
+        finished = (statistics.mean(self.returns), statistics.mean(self.lengths)) if self.returns else (None, None)
+        out = (self.total / max(self.count, 1), *finished)
+        self.total, self.count, self.returns, self.lengths = 0.0, 0, [], []
+        return out
 
 
 def main(n_envs: int = 64, shards: int = 2, iterations: int = 100, steps_per_env: int = 24, backend: str = "cpu",
@@ -49,12 +60,11 @@ def main(n_envs: int = 64, shards: int = 2, iterations: int = 100, steps_per_env
     history = []
     for it in range(iterations):
         learn(runner, 1, first=(it == 0))
-        episodes = runner.logger.rewbuffer
-        ret = f"{statistics.mean(episodes):8.3f}" if episodes else "     n/a"
-        length = f"{statistics.mean(runner.logger.lenbuffer):6.1f}" if episodes else "   n/a"
-        history.append(meter.read())
-        print(f"iteration {it + 1:4d}: mean reward per step {history[-1]:8.4f}, "
-              f"episode return {ret}, episode length {length}", flush=True)
+        per_step, ret, length = meter.read()
+        history.append(per_step)
+        ended = f"{ret:8.3f}, length {length:6.1f}" if ret is not None else "     n/a"
+        print(f"iteration {it + 1:4d}: mean reward per step {per_step:8.4f}, episodes ended: return {ended}",
+              flush=True)
     if out:
         save_training(out, env, runner)
         print("saved the run to", out)
