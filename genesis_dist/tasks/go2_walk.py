@@ -124,6 +124,7 @@ class Go2Walk(Task):
         # fallen: the base's up axis more than max_tilt from vertical in roll or pitch
         limit = np.sin(np.radians(cfg["max_tilt_deg"]))
         fallen = (np.abs(gravity[:, 0]) > limit) | (np.abs(gravity[:, 1]) > limit)
+        # new commands every resample_s, after this step's reward and before the next observation
         resample = np.flatnonzero((self.episode_length % self.resample_steps) == 0)
         self._draw_commands(resample)
         return reward.astype(np.float32), fallen
