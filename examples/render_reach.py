@@ -52,7 +52,8 @@ def main(video: str = "reach.mp4", run: str | None = None, iterations: int = 20,
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--video", default="reach.mp4")
-    parser.add_argument("--run", default=None, help="a folder written by examples/train_reach.py, with that run's --n-envs (else: train here)")
+    parser.add_argument("--run", default=None,
+                        help="a folder written by examples/train_reach.py, with that run's --n-envs (else: train here)")
     parser.add_argument("--iterations", type=int, default=20)
     parser.add_argument("--n-envs", type=int, default=32)
     parser.add_argument("--shards", type=int, default=2)
