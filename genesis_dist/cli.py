@@ -34,15 +34,18 @@ def _say(t0: float, message: str) -> None:
     print(f"[{time.perf_counter() - t0:6.1f} s] {message}", flush=True)
 
 
-def _steps(scene, steps: int, show_progress: bool | None) -> None:
+def _steps(scene, steps: int, show_progress: bool | None, recorder=None) -> None:
+    """Step; with a recorder (genesis_dist.env_video.EnvVideo), also draw env 0 after every step."""
     with progress.bar(steps, f"stepping {scene.n_envs} envs", unit="step", show=show_progress) as bar:
         for _ in range(steps):
             scene.step()
+            if recorder is not None:
+                recorder.add(scene.get_state())
             bar.update()
 
 
 def demo(n_envs: int, n_shards: int, reload_shards: int, steps: int, metrics: bool = True,
-         show_progress: bool | None = None) -> int:
+         show_progress: bool | None = None, video: str | None = None) -> int:
     import ray
 
     import genesis_dist as gd
@@ -54,7 +57,12 @@ def demo(n_envs: int, n_shards: int, reload_shards: int, steps: int, metrics: bo
     _say(t0, f"{'joined' if joined else 'started a local'} Ray ({ray.cluster_resources().get('CPU', 0):g} CPUs); "
              f"built {scene.n_envs} Franka envs on {scene.n_shards} CPU shards of {scene.layout.sizes} envs, "
              f"spread over {len({info['node_id'] for info in scene.shard_info})} Ray node(s)")
-    _steps(scene, steps, show_progress)
+    recorder = None
+    if video:
+        from genesis_dist.env_video import EnvVideo
+
+        recorder = EnvVideo(build_franka)
+    _steps(scene, steps, show_progress, recorder)
     qpos = scene.get_state()["RigidSolver.qpos"]
     _say(t0, f"stepped {steps} times in one round trip each: t={scene.t}, mean |qpos| = {np.abs(qpos).mean():.4f}")
 
@@ -75,11 +83,14 @@ def demo(n_envs: int, n_shards: int, reload_shards: int, steps: int, metrics: bo
         with gd.DistributedScene(build_franka, n_envs=n_envs, n_shards=reload_shards, **kwargs) as other:
             other.load_checkpoint(path)
             _say(t0, f"loaded the checkpoint on {reload_shards} shards of {other.layout.sizes} envs: t={other.t}")
-            _steps(other, steps, show_progress)
+            _steps(other, steps, show_progress, recorder)
             state = other.get_state()
     identical = all(np.array_equal(state[k], reference[k]) for k in reference.keys())
     _say(t0, f"continued {steps} steps on {reload_shards} shards: t={state.t}; the trajectory is "
              f"{'bit-identical to' if identical else 'DIFFERENT from'} the {n_shards}-shard reference")
+    if recorder is not None:
+        _say(t0, f"wrote {recorder.n_frames} frames of env 0 (the first {n_shards}-shard steps, then the "
+                 f"{reload_shards}-shard continuation) to {recorder.save(video)}")
     return 0 if identical else 1
 
 
@@ -134,6 +145,7 @@ def main(argv=None) -> int:
                    help="info: also one line per shard (where it runs, its envs, its backend)")
     p.add_argument("--no-metrics", action="store_true", help="publish no Ray metrics")
     p.add_argument("--no-progress", action="store_true", help="no progress bars (they show only on a terminal)")
+    p.add_argument("--video", metavar="PATH", help="also write a video (mp4) of env 0 as the demo steps it")
     p = sub.add_parser("inspect", help="what a checkpoint holds: n_envs, step, fingerprint, every array's stats")
     p.add_argument("checkpoint")
     p.add_argument("--diff", metavar="OTHER", help="name what differs from OTHER instead (exit code 1 if anything)")
@@ -146,7 +158,7 @@ def main(argv=None) -> int:
         return assets(args.all)
     logs.set_level(args.log_level)
     return demo(args.n_envs, args.shards, args.reload_shards, args.steps, metrics=not args.no_metrics,
-                show_progress=False if args.no_progress else None)
+                show_progress=False if args.no_progress else None, video=args.video)
 
 
 if __name__ == "__main__":

@@ -1,5 +1,6 @@
 """Progress bars (tqdm) for what takes a while: building shards, big checkpoints, recoveries.
 
+Checkpoint saves and loads count bytes (writing, reading; gathering the state counts shards).
 A bar shows only on a terminal (tqdm's `disable=None`), only once its operation has run for
 DELAY_S (so a fast save shows nothing), and never when GENESIS_DIST_PROGRESS=0 or `show=False`.
 It writes to stderr, so a program's own output stays clean when piped.
@@ -13,6 +14,7 @@ from tqdm.auto import tqdm
 
 DELAY_S = 1.0
 ENV_VAR = "GENESIS_DIST_PROGRESS"
+BYTES = {"unit": "B", "unit_scale": True, "unit_divisor": 1024}  # a bar counting bytes: KiB, MiB, GiB
 
 
 def enabled(show: bool | None = None) -> bool | None:

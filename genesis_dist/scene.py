@@ -273,8 +273,10 @@ class DistributedScene:
     def save_checkpoint(self, path) -> None:
         """One file, the same as a single sim.Scene with this n_envs writes (see sim.checkpoint)."""
         start = time.perf_counter()
-        state = self.get_state()
-        checkpoint.write(path, state.arrays(), state.t, self._meta)
+        state = self.get_state()  # its own bar while the shards' arrays come in
+        arrays = state.arrays()
+        with progress.bar(sum(a.nbytes for a in arrays.values()), "writing checkpoint", **progress.BYTES) as bar:
+            checkpoint.write(path, arrays, state.t, self._meta, on_bytes=bar.update)
         self.metrics.checkpoint(os.path.getsize(path), time.perf_counter() - start)
 
     @recovering(snapshot=False)
@@ -282,7 +284,8 @@ class DistributedScene:
         """Load a file saved by any layout (or by a plain sim.Scene) and split it over these shards.
         The file is validated once: read, then compared with this scene, then split."""
         start = time.perf_counter()
-        data = checkpoint.read(path)
+        with progress.bar(os.path.getsize(path), "reading checkpoint", **progress.BYTES) as bar:
+            data = checkpoint.read(path, on_bytes=bar.update)
         checkpoint.check_compatible(data, self._meta, path)  # every array's key, shape and dtype
         _check_step_index(data["step_index"], f"{path}: step_index")
         self._reset_all(SimState(data["arrays"], data["step_index"], self.n_envs), owned=True)

@@ -43,14 +43,15 @@ class UnsafeCheckpointError(CheckpointError):
     object or structured dtype, dtype state numpy never writes for a plain dtype."""
 
 
-def write(path, arrays: dict[str, np.ndarray], step_index: int, meta: dict | None) -> None:
+def write(path, arrays: dict[str, np.ndarray], step_index: int, meta: dict | None, on_bytes=None) -> None:
     """Atomically write a checkpoint: a crash mid-write leaves any previous file at `path` intact.
 
     The file gets the mode any file the user creates gets (0666 less the umask). A symlink at
     `path` is written through: the file it names is replaced and the link stays (as `>` or an
     editor would), unless a link on the way belongs to another user (refused: a link planted in
     a shared folder must not redirect the write). What `read` would refuse raises
-    CheckpointError and nothing is written."""
+    CheckpointError and nothing is written. on_bytes(n) is called as each n bytes are written
+    (a progress bar's update)."""
     path = os.fspath(path)
     if isinstance(step_index, np.integer):
         step_index = int(step_index)
@@ -64,7 +65,7 @@ def write(path, arrays: dict[str, np.ndarray], step_index: int, meta: dict | Non
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
     try:
         with os.fdopen(fd, "wb") as f:
-            pickle.dump(payload, f, protocol=5)
+            pickle.dump(payload, f if on_bytes is None else _Counted(f, on_bytes), protocol=5)
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, target)
@@ -77,6 +78,36 @@ def write(path, arrays: dict[str, np.ndarray], step_index: int, meta: dict | Non
         os.fsync(dir_fd)
     finally:
         os.close(dir_fd)
+
+
+class _Counted:
+    """A binary file that reports the bytes passing through it (for a progress bar)."""
+
+    def __init__(self, f, on_bytes):
+        self._f, self._on_bytes = f, on_bytes
+
+    def __getattr__(self, name):  # fileno, tell, flush: the file's own
+        return getattr(self._f, name)
+
+    def write(self, data):
+        n = self._f.write(data)
+        self._on_bytes(memoryview(data).nbytes)
+        return n
+
+    def read(self, n=-1):
+        data = self._f.read(n)
+        self._on_bytes(len(data))
+        return data
+
+    def readinto(self, buf):
+        n = self._f.readinto(buf)
+        self._on_bytes(n or 0)
+        return n
+
+    def readline(self, limit=-1):
+        data = self._f.readline(limit)
+        self._on_bytes(len(data))
+        return data
 
 
 def _link_target(path: str) -> str:
@@ -96,7 +127,7 @@ def _link_target(path: str) -> str:
     raise CheckpointError(f"cannot write {path}: too many levels of symlinks")
 
 
-def read(path) -> dict:
+def read(path, on_bytes=None) -> dict:
     """Read a checkpoint; nothing in it runs, and whatever is wrong with the file raises
     CheckpointError (UnsafeCheckpointError for a file that asks for more than plain data).
 
@@ -110,14 +141,14 @@ def read(path) -> dict:
         and "arrays" holds exactly the layout's keys, shapes ((n_envs,) + shape; no env axis
         when n_envs is 0) and dtypes.
     Everywhere: nesting at most 32 deep, strings at most 4096 characters, ints within 2**64,
-    and no allocation larger than the file."""
+    and no allocation larger than the file. on_bytes(n) is called as each n bytes are read."""
     path = os.fspath(path)
     # O_NONBLOCK: a FIFO at `path` is refused below instead of waiting for a writer
     with open(os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0)), "rb") as f:
         if not stat.S_ISREG(os.fstat(f.fileno()).st_mode):
             raise CheckpointError(f"{path} is not a regular file")
         try:
-            data = safe_unpickle.load(f, "checkpoint", "arrays")
+            data = safe_unpickle.load(f if on_bytes is None else _Counted(f, on_bytes), "checkpoint", "arrays")
         except safe_unpickle.Unsafe as e:
             raise UnsafeCheckpointError(f"{path}: refusing to load: {e}") from None
         except safe_unpickle.Refused as e:

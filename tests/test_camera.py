@@ -12,16 +12,21 @@ os.environ.setdefault("MUJOCO_GL", "egl")
 import sim as gs  # noqa: E402
 
 
-@pytest.fixture(scope="module")
-def scene_and_cams():
+def build(n_envs):
     scene = gs.Scene(vis_options=gs.options.VisOptions(segmentation_level="entity"))
     scene.add_entity(gs.morphs.Plane(), surface=gs.surfaces.Rough(color=(0.5, 0.5, 0.5)))
-    robot = scene.add_entity(gs.morphs.MJCF(file="franka.xml"))
+    scene.add_entity(gs.morphs.MJCF(file="franka.xml"))
     scene.add_entity(gs.morphs.Box(pos=(0.5, 0.3, 0.05), size=(0.1, 0.1, 0.1)), surface=gs.surfaces.Default(color=(1, 0, 0)))
+    scene.build(n_envs=n_envs)
+    return scene
+
+
+@pytest.fixture(scope="module")
+def scene_and_cams():
+    scene = build(2)
     top = scene.add_camera(res=(80, 60), pos=(0.5, 0.3, 2.0), lookat=(0.5, 0.3, 0.0), up=(0, 1, 0), fov=40)
     side = scene.add_camera(res=(80, 60), pos=(2.0, 1.0, 1.2), lookat=(0.3, 0.0, 0.4), fov=40)
-    scene.build(n_envs=2)
-    return scene, robot, top, side
+    return scene, scene.entities[1], top, side
 
 
 def test_depth_in_metres_and_segmentation(scene_and_cams):
@@ -51,6 +56,25 @@ def test_frames_follow_the_robot_and_record(scene_and_cams, tmp_path):
     assert frames.shape[0] == 3 and frames.shape[1:3] == (60, 80)
     with pytest.raises(ValueError, match="GUI"):
         scene.add_camera(GUI=True)
+
+
+def test_env_video_redraws_an_env_from_its_state(scene_and_cams, tmp_path):
+    """genesis_dist.env_video (the demo's and render_reach's videos): a scene built anew from the
+    same function, given env 1's row of a state, draws what env 1 itself looks like."""
+    from genesis_dist.env_video import EnvVideo
+
+    scene, robot, _, side = scene_and_cams
+    scene.reset()
+    video = EnvVideo(build, env_idx=1, res=side.res, pos=side.pos, lookat=side.lookat, fov=side.fov)
+    still = video.add(scene.get_state())
+    robot.set_dofs_position(np.array([-1.0, 0.7]), dofs_idx_local=[0, 1], envs_idx=[1])
+    moved = video.add(scene.get_state())
+    assert np.abs(moved.astype(int) - still).mean() > 1
+    assert np.abs(moved.astype(int) - side.render(env_idx=1)[0]).mean() < 0.5  # env 1 as its own camera sees it
+    import imageio.v3 as iio
+
+    frames = iio.imread(video.save(tmp_path / "env1.mp4", fps=10))
+    assert frames.shape == (2, 60, 80, 3) and np.abs(frames[1].astype(int) - frames[0]).mean() > 1
 
 
 def test_particles_are_drawn():

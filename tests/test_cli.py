@@ -7,6 +7,8 @@ import subprocess
 import sys
 import zipfile
 
+import imageio.v2 as imageio
+import numpy as np
 import pytest
 
 from genesis_dist import cli
@@ -19,11 +21,13 @@ STORY_LINE = re.compile(r"^\[ *\d+\.\d s\] \S")
 FOREIGN_LINE = re.compile(r"\[mutex\.cc : \d+\] RAW: Lock blocking")
 
 
-def test_demo_output_is_the_demo_story_and_nothing_else():
+def test_demo_output_is_the_demo_story_and_nothing_else(tmp_path):
+    """Also with --video: the driver's own renderer says nothing either, and the mp4 holds env 0's steps."""
+    video = tmp_path / "demo.mp4"
     env = {k: v for k, v in os.environ.items() if k not in ("RAY_ADDRESS", "ENABLE_TAICHI_HEADER_PRINT", "TI_ENABLE_PYBUF")}
     env["PYTHONPATH"] = ROOT  # the shards import this checkout too
     done = subprocess.run([sys.executable, "-m", "genesis_dist.cli", "demo", "--n-envs", "4", "--shards", "2",
-                           "--reload-shards", "1", "--steps", "3"],
+                           "--reload-shards", "1", "--steps", "3", "--video", str(video)],
                           cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
     lines = (done.stdout + done.stderr).splitlines()
     assert done.returncode == 0, "\n".join(lines)
@@ -32,7 +36,10 @@ def test_demo_output_is_the_demo_story_and_nothing_else():
     assert [line for line in lines if not (STORY_LINE.match(line) or FOREIGN_LINE.search(line))] == [], \
         "\n".join(lines)
     story = [line for line in lines if STORY_LINE.match(line)]
-    assert len(story) == 7 and "bit-identical" in story[-1]
+    assert len(story) == 8 and "bit-identical" in story[-2] and "wrote 6 frames of env 0" in story[-1]
+    frames = imageio.mimread(video)  # decodes; 3 steps on 2 shards, then 3 on 1 after the reload
+    assert len(frames) == 6 and frames[0].shape == (240, 320, 3)
+    assert all(np.abs(a.astype(int) - b).sum() > 0 for a, b in zip(frames[:2], frames[1:3])), "env 0 did not move"
 
 
 def fake_pip_download(contents: dict[str, bytes]):
