@@ -1,0 +1,50 @@
+"""The central run of genesis_dist.train: one learner here over a gd.VecEnv of shard actors.
+
+Its checkpoints are training.save_training folders, out/checkpoint_NNNNNN/, the same files a
+data-parallel checkpoint holds (less every rank's random state), so either kind resumes the other.
+"""
+
+from __future__ import annotations
+
+import os
+import statistics
+import time
+
+import torch
+
+from genesis_dist import training
+from genesis_dist.ppo_config import ppo_config
+from genesis_dist.train import progress_line
+from genesis_dist.train_runner import Runner
+from genesis_dist.vec_env import VecEnv
+
+
+def train_central(s: dict, shards: int) -> dict:
+    gpu = s["backend"] == "gpu"
+    resources = {"num_cpus": 1, **({"num_gpus": 1} if gpu else {})}
+    start_time = time.perf_counter()
+    summary: dict = {}
+
+    def after_iteration(runner: Runner, done: int, times: dict) -> None:
+        rewards = runner.logger.rewbuffer
+        metrics = {"iteration": done, "env_steps": env.scene.t * env.num_envs, **times,
+                   **({"mean_reward": statistics.mean(rewards)} if rewards else {})}
+        if done % s["checkpoint_every"] == 0 or done == s["iterations"]:
+            summary["checkpoint"] = os.path.join(s["out"], f"checkpoint_{done:06d}")
+            training.save_training(summary["checkpoint"], env, runner)
+        summary.update(metrics)
+        print(progress_line(done - start, s["iterations"] - start, time.perf_counter() - start_time, metrics), flush=True)
+
+    with VecEnv(s["task"], s["n_envs"], shards, s["task_cfg"], backend=s["backend"], deterministic=s["deterministic"],
+                seed=s["seed"], resources_per_shard=resources) as env:
+        device = "cuda" if gpu and torch.cuda.is_available() else "cpu"
+        log_dir = os.path.join(s["out"], "tensorboard") if s["tensorboard"] else None
+        torch.manual_seed(s["seed"])  # before the runner draws its initial weights
+        runner = Runner(env, ppo_config(**s["ppo"]), log_dir, device, after_iteration)
+        if s["resume"] is not None:
+            training.load_training(s["resume"], env, runner)
+        start = runner.current_learning_iteration
+        runner.train(s["iterations"], first=s["resume"] is None)
+        return {"iterations": runner.current_learning_iteration, "env_steps": env.scene.t * env.num_envs,
+                "workers": shards, "start_iteration": start,
+                **{k: v for k, v in summary.items() if k in ("mean_reward", "checkpoint")}}
