@@ -138,7 +138,8 @@ def train(task, n_envs: int, workers: int | tuple[int, int] = 1, *, mode: str = 
     """Train `task` (a gd.Task subclass or a bundled task's name) for `iterations` PPO iterations in
     total (a resumed run counts the ones it had done). Returns a summary: iterations, env_steps,
     mean_reward (last 100 episodes per rank, when any ended), checkpoint (the last saved folder),
-    and for data-parallel runs param_digests (every rank's policy hash after each iteration).
+    history (every iteration's metrics: rollout_s, update_s, comm_s, ...), and for data-parallel
+    runs param_digests (every rank's policy hash after each iteration).
     tensorboard: rsl-rl's TensorBoard scalars in out/tensorboard (written by rank 0)."""
     ppo = dict(ppo or {})
     low, high = check_settings(task, n_envs, workers, mode, iterations, checkpoint_every, backend, resume, ppo)

@@ -19,23 +19,40 @@ from genesis_dist.train_runner import Runner
 from genesis_dist.vec_env import VecEnv
 
 
+class _TimedVecEnv(VecEnv):
+    """A VecEnv that adds up, over the steps of an iteration, each step's wall time less its slowest
+    shard's own time: what the central design spends sending actions and gathering observations."""
+
+    comm_s = 0.0
+
+    def step(self, actions):
+        start = time.perf_counter()
+        out = super().step(actions)
+        self.comm_s += time.perf_counter() - start - self.last_compute_s
+        return out
+
+
 def train_central(s: dict, shards: int) -> dict:
     gpu = s["backend"] == "gpu"
     resources = {"num_cpus": 1, **({"num_gpus": 1} if gpu else {})}
     start_time = time.perf_counter()
     summary: dict = {}
+    history: list[dict] = []
 
     def after_iteration(runner: Runner, done: int, times: dict) -> None:
         rewards = runner.logger.rewbuffer
+        times = {**times, "comm_s": times["comm_s"] + env.comm_s}
+        env.comm_s = 0.0
         metrics = {"iteration": done, "env_steps": env.scene.t * env.num_envs, **times,
                    **({"mean_reward": statistics.mean(rewards)} if rewards else {})}
         if done % s["checkpoint_every"] == 0 or done == s["iterations"]:
             summary["checkpoint"] = os.path.join(s["out"], f"checkpoint_{done:06d}")
             training.save_training(summary["checkpoint"], env, runner)
         summary.update(metrics)
+        history.append(metrics)
         print(progress_line(done - start, s["iterations"] - start, time.perf_counter() - start_time, metrics), flush=True)
 
-    with VecEnv(s["task"], s["n_envs"], shards, s["task_cfg"], backend=s["backend"], deterministic=s["deterministic"],
+    with _TimedVecEnv(s["task"], s["n_envs"], shards, s["task_cfg"], backend=s["backend"], deterministic=s["deterministic"],
                 seed=s["seed"], resources_per_shard=resources) as env:
         device = "cuda" if gpu and torch.cuda.is_available() else "cpu"
         log_dir = os.path.join(s["out"], "tensorboard") if s["tensorboard"] else None
@@ -46,5 +63,5 @@ def train_central(s: dict, shards: int) -> dict:
         start = runner.current_learning_iteration
         runner.train(s["iterations"], first=s["resume"] is None)
         return {"iterations": runner.current_learning_iteration, "env_steps": env.scene.t * env.num_envs,
-                "workers": shards, "start_iteration": start,
+                "workers": shards, "start_iteration": start, "history": history,
                 **{k: v for k, v in summary.items() if k in ("mean_reward", "checkpoint")}}

@@ -34,7 +34,7 @@ class _HookedLogger(Logger):
             super().log(**kwargs)
         runner = self.runner
         runner.current_learning_iteration = kwargs["it"] + 1  # iterations done (what a checkpoint records)
-        times = {"rollout_s": kwargs["collect_time"], "update_s": kwargs["learn_time"], "allreduce_s": runner.allreduce_s}
+        times = {"rollout_s": kwargs["collect_time"], "update_s": kwargs["learn_time"], "comm_s": runner.allreduce_s}
         runner.allreduce_s = 0.0
         runner.after_iteration(runner, kwargs["it"] + 1, times)
 
@@ -42,7 +42,8 @@ class _HookedLogger(Logger):
 class Runner(OnPolicyRunner):
     """OnPolicyRunner(env, train_cfg, log_dir, device) in torch.distributed's current group, if any.
     local_rank: this process's index on its node (only used to name it in rsl-rl's config).
-    `allreduce_s` accumulates the seconds spent averaging gradients (reported per iteration)."""
+    `allreduce_s` accumulates the seconds spent averaging gradients (reported per iteration as comm_s:
+    the part of update_s that is communication)."""
 
     def __init__(self, env, train_cfg: dict, log_dir: str | None, device: str, after_iteration, local_rank: int = 0):
         self.local_rank = local_rank

@@ -35,6 +35,7 @@ class WorkerRun:
         self.runner = Runner(self.env, ppo_config(**settings["ppo"]), log_dir, device, self._after_iteration, local_rank)
         self.digests: list[list[str]] = []
         self.metrics: dict = {}
+        self.history: list[dict] = []
         self.start_time = time.perf_counter()
 
     def run(self) -> dict:
@@ -50,6 +51,7 @@ class WorkerRun:
         self.env.close()
         return {"iterations": self.runner.current_learning_iteration, "env_steps": self.env.t * self.s["n_envs"],
                 "workers": self.world, "start_iteration": self.start_iteration, "param_digests": self.digests,
+                "history": self.history,
                 **{k: v for k, v in self.metrics.items() if k == "mean_reward"}}
 
     # ------------------------------------------------------------------ checkpoints
@@ -61,10 +63,11 @@ class WorkerRun:
         ranks_file = os.path.join(folder, training.RANK_RNG_FILE)
         states = (torch.load(ranks_file) if os.path.exists(ranks_file)
                   else torch.load(os.path.join(folder, training.RNG_FILE))[None])
+        # a row of the stacked states is cloned: torch's set_rng_state reads a view's whole storage (segfault)
         if len(states) == self.world:
-            torch.set_rng_state(states[self.rank])
+            torch.set_rng_state(states[self.rank].clone())
         elif self.rank == 0:
-            torch.set_rng_state(states[0])
+            torch.set_rng_state(states[0].clone())
         else:
             torch.manual_seed(rank_seed(self.s["seed"], self.rank, self.runner.current_learning_iteration))
 
@@ -94,6 +97,7 @@ class WorkerRun:
         mean = train_sync.global_mean(float(sum(rewards)), len(rewards))
         self.metrics = {"iteration": done, "env_steps": self.env.t * self.s["n_envs"], **times,
                         **({} if mean is None else {"mean_reward": mean})}
+        self.history.append(self.metrics)
         if done % self.s["checkpoint_every"] == 0 or done == self.s["iterations"]:
             self._save_and_report(done)
         else:
