@@ -63,7 +63,7 @@ class WorkerRun:
         ranks_file = os.path.join(folder, training.RANK_RNG_FILE)
         states = (torch.load(ranks_file) if os.path.exists(ranks_file)
                   else torch.load(os.path.join(folder, training.RNG_FILE))[None])
-        # a row of the stacked states is cloned: torch's set_rng_state reads a view's whole storage (segfault)
+        # set_rng_state on a row view of the stacked states segfaulted in a restarted worker; a clone does not
         if len(states) == self.world:
             torch.set_rng_state(states[self.rank].clone())
         elif self.rank == 0:
