@@ -137,7 +137,8 @@ def train(task, n_envs: int, workers: int | tuple[int, int] = 1, *, mode: str = 
           deterministic: bool = False, max_failures: int = 0, tensorboard: bool = True) -> dict:
     """Train `task` (a gd.Task subclass or a bundled task's name) for `iterations` PPO iterations in
     total (a resumed run counts the ones it had done). Returns a summary: iterations, env_steps,
-    mean_reward (last 100 episodes per rank, when any ended), checkpoint (the last saved folder),
+    mean_reward and mean_reward_sem (mean episode return over every rank's last 100 finished
+    episodes, and its standard error; when any ended), checkpoint (the last saved folder),
     history (every iteration's metrics: rollout_s, update_s, comm_s, ...), and for data-parallel
     runs param_digests (every rank's policy hash after each iteration).
     tensorboard: rsl-rl's TensorBoard scalars in out/tensorboard (written by rank 0)."""

@@ -7,12 +7,11 @@ data-parallel checkpoint holds (less every rank's random state), so either kind 
 from __future__ import annotations
 
 import os
-import statistics
 import time
 
 import torch
 
-from genesis_dist import training
+from genesis_dist import train_sync, training
 from genesis_dist.ppo_config import ppo_config
 from genesis_dist.train import progress_line
 from genesis_dist.train_runner import Runner
@@ -40,11 +39,11 @@ def train_central(s: dict, shards: int) -> dict:
     history: list[dict] = []
 
     def after_iteration(runner: Runner, done: int, times: dict) -> None:
-        rewards = runner.logger.rewbuffer
+        returns = train_sync.global_mean_sem(runner.logger.episode_returns)
         times = {**times, "comm_s": times["comm_s"] + env.comm_s}
         env.comm_s = 0.0
         metrics = {"iteration": done, "env_steps": env.scene.t * env.num_envs, **times,
-                   **({"mean_reward": statistics.mean(rewards)} if rewards else {})}
+                   **({} if returns is None else {"mean_reward": returns[0], "mean_reward_sem": returns[1]})}
         if done % s["checkpoint_every"] == 0 or done == s["iterations"]:
             summary["checkpoint"] = os.path.join(s["out"], f"checkpoint_{done:06d}")
             training.save_training(summary["checkpoint"], env, runner)
@@ -64,4 +63,4 @@ def train_central(s: dict, shards: int) -> dict:
         runner.train(s["iterations"], first=s["resume"] is None)
         return {"iterations": runner.current_learning_iteration, "env_steps": env.scene.t * env.num_envs,
                 "workers": shards, "start_iteration": start, "history": history,
-                **{k: v for k, v in summary.items() if k in ("mean_reward", "checkpoint")}}
+                **{k: v for k, v in summary.items() if k.startswith("mean_reward") or k == "checkpoint"}}

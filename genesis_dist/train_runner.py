@@ -14,6 +14,7 @@ rsl-rl writes TensorBoard scalars where log_dir is given (rank 0); its console t
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import io
 import time
@@ -25,9 +26,20 @@ from rsl_rl.utils.logger import Logger
 
 
 class _HookedLogger(Logger):
+    """rsl-rl's Logger plus episode returns kept on every rank (rsl-rl keeps them only where it writes logs)."""
+
     def __init__(self, runner: "Runner", **kwargs):
         super().__init__(**kwargs)
         self.runner = runner
+        self.episode_returns = collections.deque(maxlen=100)
+        self._running_return = torch.zeros(self.num_envs, dtype=torch.float64, device=self.device)
+
+    def process_env_step(self, rewards, dones, extras, intrinsic_rewards=None):
+        super().process_env_step(rewards, dones, extras, intrinsic_rewards)
+        self._running_return += rewards
+        ended = dones > 0
+        self.episode_returns.extend(self._running_return[ended].tolist())
+        self._running_return[ended] = 0.0
 
     def log(self, **kwargs):
         with contextlib.redirect_stdout(io.StringIO()):

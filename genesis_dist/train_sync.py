@@ -78,11 +78,17 @@ def all_digests(digest: str) -> list[str]:
     return [bytes(p.cpu().numpy()).hex() for p in parts]
 
 
-def global_mean(total: float, count: int) -> float | None:
-    """sum(total) / sum(count) over the ranks (e.g. every rank's finished episodes' rewards);
-    None when no rank counted anything."""
-    if not dist.is_initialized():
-        return None if count == 0 else total / count
-    both = torch.tensor([total, count], dtype=torch.float64, device=_wire_device())
-    dist.all_reduce(both)
-    return None if both[1] == 0 else float(both[0] / both[1])
+def global_mean_sem(values) -> tuple[float, float] | None:
+    """Mean and standard error of the mean of every rank's `values` together (e.g. their finished
+    episodes' returns); None when no rank has any."""
+    x = torch.as_tensor(list(values), dtype=torch.float64)
+    sums = torch.stack([x.sum(), (x * x).sum(), torch.tensor(float(len(x)), dtype=torch.float64)])
+    if dist.is_initialized():
+        sums = sums.to(_wire_device())
+        dist.all_reduce(sums)
+    total, squares, n = sums.tolist()
+    if n == 0:
+        return None
+    mean = total / n
+    variance = max(squares / n - mean * mean, 0.0) * n / max(n - 1, 1)
+    return mean, (variance / n) ** 0.5

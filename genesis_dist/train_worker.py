@@ -52,7 +52,7 @@ class WorkerRun:
         return {"iterations": self.runner.current_learning_iteration, "env_steps": self.env.t * self.s["n_envs"],
                 "workers": self.world, "start_iteration": self.start_iteration, "param_digests": self.digests,
                 "history": self.history,
-                **{k: v for k, v in self.metrics.items() if k == "mean_reward"}}
+                **{k: v for k, v in self.metrics.items() if k.startswith("mean_reward")}}
 
     # ------------------------------------------------------------------ checkpoints
     def _restore(self, folder: str) -> None:
@@ -93,10 +93,9 @@ class WorkerRun:
         if len(set(digests)) > 1:
             raise RuntimeError(f"after iteration {done} the policy replicas differ: parameter hashes {digests}")
         self.digests.append(digests)
-        rewards = runner.logger.rewbuffer
-        mean = train_sync.global_mean(float(sum(rewards)), len(rewards))
+        returns = train_sync.global_mean_sem(runner.logger.episode_returns)
         self.metrics = {"iteration": done, "env_steps": self.env.t * self.s["n_envs"], **times,
-                        **({} if mean is None else {"mean_reward": mean})}
+                        **({} if returns is None else {"mean_reward": returns[0], "mean_reward_sem": returns[1]})}
         self.history.append(self.metrics)
         if done % self.s["checkpoint_every"] == 0 or done == self.s["iterations"]:
             self._save_and_report(done)

@@ -6,6 +6,7 @@ its checkpoints resume on 3 workers, on 1, and in the central VecEnv (and a cent
 worker, bit-identical to the central run itself). It learns as well per env-step as the central run.
 """
 
+import math
 import os
 import signal
 import sys
@@ -133,9 +134,15 @@ def test_a_two_worker_run_resumes_on_one_worker_and_in_the_central_vec_env_ident
 
 
 def test_two_workers_learn_reach_as_well_per_env_step_as_central(steady, central):
+    """Same envs, env-steps, seed and initial weights (rank 0 is seeded as the central learner is);
+    the designs differ in the random actions rank 1 samples and in averaging two half-batch
+    gradients. The margin is two standard errors of the difference of the two mean episode returns
+    (each over the run's last <= 100 episodes per rank): what the episodes' own spread allows."""
     assert steady["env_steps"] == central["env_steps"]
-    print("data-parallel", steady["mean_reward"], "central", central["mean_reward"])
-    assert steady["mean_reward"] >= central["mean_reward"] - 0.1
+    margin = 2 * math.hypot(steady["mean_reward_sem"], central["mean_reward_sem"])
+    print(f"mean episode return: data-parallel {steady['mean_reward']:.3f} +- {steady['mean_reward_sem']:.3f}, "
+          f"central {central['mean_reward']:.3f} +- {central['mean_reward_sem']:.3f}")
+    assert steady["mean_reward"] >= central["mean_reward"] - margin
 
 
 @pytest.mark.parametrize("kwargs, error", [
