@@ -4,6 +4,7 @@ For W = 1, 2, 4 (--quick: 1, 2) and the same total envs, in one run on one local
   central        genesis_dist.train(mode="central"): gd.VecEnv with W shard actors, one learner here
   data-parallel  genesis_dist.train(mode="data-parallel"): W Ray Train workers (gloo), each with its
                  envs in-process and a policy replica, gradients all-reduced
+Every learner (the central one here, each data-parallel worker) uses one torch thread.
 Per iteration (the warm-up iteration, which compiles kernels, left out; median of the rest):
   rollout_s  collecting num_steps_per_env steps of every env
   update_s   the PPO update (for data-parallel it includes the gradient all-reduce)
@@ -21,7 +22,6 @@ import argparse
 import os
 import platform
 import statistics
-import sys
 import tempfile
 import time
 
@@ -32,6 +32,7 @@ from genesis_dist.ppo_config import ppo_config
 from genesis_dist.step_layout import COLUMNS
 from genesis_dist.train import train
 
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))  # Ray workers import this checkout
 OBS_DIM, NUM_ACTIONS = 27, 7  # FrankaReach's "policy" group and actions
 # Assumed, stated: 4096 FrankaReach envs per GPU step in 4 ms, and one GPU's PPO update on its own
 # 4096 x 24 samples takes 50 ms (a central learner with G GPUs' samples takes G times that).
@@ -119,9 +120,10 @@ def main():
     workers = (1, 2) if args.quick else (1, 2, 4)
     n_envs, iterations = (8, 3) if args.quick else (32, 5)
     ppo = dict(num_steps_per_env=24, hidden_dims=(128, 128), num_learning_epochs=5, num_mini_batches=4)
+    torch.set_num_threads(1)  # the central learner gets one thread, as each Ray worker does (OMP_NUM_THREADS=1)
     ray.init(address="local", num_cpus=max(workers) + 1, include_dashboard=False, configure_logging=False,
              log_to_driver=False, object_store_memory=256 * 2**20,
-             runtime_env={"env_vars": {"PYTHONPATH": os.pathsep.join(sys.path[:1] + [os.getcwd()])}})
+             runtime_env={"env_vars": {"PYTHONPATH": REPO}})
     rows = []
     with tempfile.TemporaryDirectory() as folder:
         for w in workers:
