@@ -27,25 +27,20 @@ cluster can hold, and after a failure restarts with as many as it then can; the 
 whatever group starts, since every start reads the world size.
 
 central: one learner in this process over a gd.VecEnv of `workers` shard actors (every
-observation travels to it); its checkpoints are training.save_training folders written to `out`.
+observation travels to it); its checkpoints are training.save_training folders, out/checkpoint_NNNNNN.
 """
 
 from __future__ import annotations
 
 import os
-import tempfile
-import time
 
 import numpy as np
 import ray
-import torch
 from tqdm import tqdm
 
-from genesis_dist import ray_session, train_sync, training
-from genesis_dist.layout import Layout
+from genesis_dist import ray_session, training
 from genesis_dist.ppo_config import ppo_config
 from genesis_dist.task import Task
-from genesis_dist.train_runner import Runner
 
 MODES = ("data-parallel", "central")
 # Ray Train's print patch sends a worker's print() past sys.stdout, where train_runner drops rsl-rl's

@@ -17,7 +17,6 @@ import pytest
 import torch
 
 from genesis_dist import training
-from genesis_dist.layout import Layout
 from genesis_dist.tasks import FrankaReach
 from genesis_dist.train import train
 from local_ray import local_ray_fixture
