@@ -7,6 +7,7 @@ import tempfile
 import time
 
 import ray.train
+import ray.train.torch
 import torch
 
 from genesis_dist import train_sync, training
@@ -26,7 +27,7 @@ class WorkerRun:
         local_rank = context.get_local_rank()
         self.layout = Layout(settings["n_envs"], self.world)
         gpu = settings["backend"] == "gpu"
-        device = f"cuda:{local_rank}" if gpu else "cpu"
+        device = str(ray.train.torch.get_device()) if gpu else "cpu"  # the GPU Ray Train gave this worker
         init = {"precision": "32", "deterministic": settings["deterministic"], "seed": settings["seed"],
                 **({} if gpu else {"backend": "cpu"})}
         self.env = LocalTaskEnv(settings["task"], settings["task_cfg"], self.layout, self.rank, init, device)
