@@ -8,6 +8,10 @@ Every --save-every iterations it saves the run to --out (genesis_dist.training: 
 env's simulator state and the task's per-env buffers, one file whatever the shard count;
 policy.pt, rsl-rl's runner state; rng.pt). --resume loads them, on any number of shards, and
 training continues.
+
+This is the central design written out as one loop. For data-parallel training on Ray Train (one
+learner per worker, no observation leaves its worker) use `genesis-dist train FrankaReach --workers W`
+(genesis_dist.train); its checkpoints and these folders resume each other.
 """
 
 import argparse

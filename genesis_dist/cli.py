@@ -4,6 +4,7 @@ demo: a DistributedScene on the local Ray (CPU), stepped, partly reset, saved, r
 shard count, and continued, saying what it did (its scenes publish their metrics, see genesis_dist.metrics).
 inspect: what a checkpoint file holds, or (--diff) how two differ.
 assets: fetch the pinned third-party model wheels (Genesis's assets, ...) and say where they are.
+train: PPO on a bundled task, data-parallel on Ray Train or central (genesis_dist.train_cli).
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ import time
 
 import numpy as np
 
-from genesis_dist import logs, progress
+from genesis_dist import logs, progress, train_cli
 
 
 def build_franka(n_envs: int):
@@ -151,7 +152,10 @@ def main(argv=None) -> int:
     p.add_argument("--diff", metavar="OTHER", help="name what differs from OTHER instead (exit code 1 if anything)")
     p = sub.add_parser("assets", help="fetch the pinned model wheels (Genesis's assets) and print where they are")
     p.add_argument("--all", action="store_true", help="every pinned wheel, not only genesis-world")
+    train_cli.add_parser(sub)
     args = parser.parse_args(argv)
+    if args.command == "train":
+        return train_cli.run(args)
     if args.command == "inspect":
         return inspect(args.checkpoint, args.diff)
     if args.command == "assets":
