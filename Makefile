@@ -29,11 +29,10 @@ demo: $(VENV)/.installed
 	$(VENV)/bin/genesis-dist demo
 
 # Two pytest workers (CI has 2 cores; much of a test process's time is one-threaded Taichi
-# compiling), each taking whole files (--dist loadfile) so a module's fixtures build once,
-# in the order tests/conftest.py gives them (slowest first).
+# compiling), each taking whole files (--dist loadfile) so a module's fixtures build once.
 TEST_WORKERS ?= 2
 test: $(VENV)/.installed vulkan-driver
-	$(PY) -m pytest -q -n $(TEST_WORKERS) --dist loadfile --no-loadscope-reorder tests
+	$(PY) -m pytest -q -n $(TEST_WORKERS) --dist loadfile tests
 
 bench: $(VENV)/.installed
 	for b in benchmarks/bench_*.py; do $(PY) $$b --quick || exit 1; done
