@@ -28,8 +28,11 @@ vulkan-driver:
 demo: $(VENV)/.installed
 	$(VENV)/bin/genesis-dist demo
 
+# Two pytest workers (CI has 2 cores; much of a test process's time is one-threaded Taichi
+# compiling), each taking whole files (--dist loadfile) so a module's fixtures build once.
+TEST_WORKERS ?= 2
 test: $(VENV)/.installed vulkan-driver
-	$(PY) -m pytest -q tests
+	$(PY) -m pytest -q -n $(TEST_WORKERS) --dist loadfile tests
 
 bench: $(VENV)/.installed
 	for b in benchmarks/bench_*.py; do $(PY) $$b --quick || exit 1; done

@@ -168,28 +168,23 @@ def test_fingerprint_uses_file_content_not_path(tmp_path):
     assert os.path.basename(describe("franka.xml")["entities"][0]["morph"]["file"]) == "franka.xml"
 
 
-def _checkpoint_scene():
-    scene = gs.Scene()
-    scene.add_entity(gs.morphs.Plane())
-    robot = scene.add_entity(gs.morphs.MJCF(file="franka.xml"))
-    box = scene.add_entity(gs.morphs.Box(pos=(0.5, 0.0, 0.3), size=(0.1, 0.1, 0.1)))
-    scene.build(n_envs=2)
-    return scene, robot, box
-
-
 def continue_from_checkpoint(path: str, steps: int) -> dict:
-    """In a fresh process: load the checkpoint and step on, with no control calls."""
-    scene, _, _ = _checkpoint_scene()
+    """In a fresh process: franka_scene's scene built anew loads the checkpoint and steps on,
+    with no control calls."""
+    scene, _, _ = franka_scene.__wrapped__()
     scene.load_checkpoint(path)
     for _ in range(steps):
         scene.step()
     return scene.get_state().arrays()
 
 
-def test_checkpoint_in_a_new_process_continues_bit_exact(tmp_path):
+def test_checkpoint_in_a_new_process_continues_bit_exact(franka_scene, tmp_path):
+    """The module's scene (with the earlier tests' history behind it) saves; a fresh process
+    builds the same scene, loads the file and steps on as this one does, bit for bit."""
     from isolated import run_isolated
 
-    scene, robot, box = _checkpoint_scene()
+    scene, robot, box = franka_scene
+    scene.reset()
     robot.control_dofs_position(np.array([0.3, -0.5]), dofs_idx_local=[0, 1], envs_idx=[1])
     robot.set_dofs_kv(np.full(9, 300.0), envs_idx=[0])
     box.set_dofs_velocity(np.array([0.0, 0.0, 0.0, 1.0, 0.0, 0.0]))
