@@ -20,6 +20,7 @@ from sim.solvers.rigid.entity_dynamics import EntityDynamics
 from sim.solvers.rigid.parts import RigidJoint, RigidLink
 from sim.solvers.rigid.model import CTRL_FORCE, CTRL_POSITION, CTRL_VELOCITY, DOF_SIZE, FREE, HINGE, SLIDE
 from sim.utils import geom
+from sim.validate import require_built
 
 class RigidEntity(EntityDynamics):
     """Force ranges, control-force reads and domain randomisation come from EntityDynamics."""
@@ -46,8 +47,7 @@ class RigidEntity(EntityDynamics):
 
     # ------------------------------------------------------------------ validation helpers
     def _scene_envs(self, envs_idx) -> tuple[np.ndarray, bool]:
-        if self.solver.data is None:
-            raise RuntimeError("the scene must be built before using the entity's state")
+        require_built(self.solver.scene, "the entity's state")
         n_envs = self.solver.n_envs
         if envs_idx is None:
             return np.arange(max(n_envs, 1), dtype=np.int32), n_envs == 0

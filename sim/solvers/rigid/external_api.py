@@ -7,12 +7,12 @@ import torch
 
 from sim.envs_idx import normalize_envs_idx
 from sim.solvers.rigid.external import REFS
+from sim.validate import require_built
 
 
 class ExternalForceAPI:
     def _wrench_args(self, values, links_idx, envs_idx, ref, local, what):
-        if self.data is None:
-            raise RuntimeError(f"{what} needs a built scene (scene.build())")
+        require_built(self.scene, what)
         if ref == "root_com":
             raise ValueError(f"{what}: ref='root_com' is not supported; use 'link_origin' or 'link_com'")
         if ref not in REFS:
