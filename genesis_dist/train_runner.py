@@ -7,7 +7,10 @@ parameters broadcast at the start of learn) is what we want, but its setup insis
 size, and leaves the library's training code untouched.
 
 After each iteration the runner calls `after_iteration(runner, it, times)`, from rsl-rl's own
-logging call (made on every rank): the place for checkpoints, reports and progress lines.
+logging call (made on every rank): the place for checkpoints, reports and progress lines, which
+read what the run got from `runner.logger` (episode returns and lengths, the rollout's mean reward
+per step: the one place genesis_dist measures them). Train with `runner.train(until, first)`, not
+genesis_dist.training.learn: this runner counts its iterations itself.
 rsl-rl writes TensorBoard scalars where log_dir is given (rank 0); its console table is dropped
 (TensorBoard has the same numbers; the caller prints one line per iteration instead).
 """
@@ -26,24 +29,39 @@ from rsl_rl.utils.logger import Logger
 
 
 class _HookedLogger(Logger):
-    """rsl-rl's Logger plus episode returns kept on every rank (rsl-rl keeps them only where it writes logs)."""
+    """rsl-rl's Logger plus what a run reports, kept on every rank (rsl-rl keeps episode returns only
+    where it writes logs): `episode_returns` and `episode_lengths` of the last 100 episodes that
+    ended, and `rollout_reward`, the mean reward per env step of the last iteration's rollout."""
 
     def __init__(self, runner: "Runner", **kwargs):
         super().__init__(**kwargs)
         self.runner = runner
         self.episode_returns = collections.deque(maxlen=100)
+        self.episode_lengths = collections.deque(maxlen=100)
+        self.rollout_reward = float("nan")
         self._running_return = torch.zeros(self.num_envs, dtype=torch.float64, device=self.device)
+        self._running_length = torch.zeros(self.num_envs, dtype=torch.int64, device=self.device)
+        self._rollout_sum = torch.zeros((), dtype=torch.float64, device=self.device)  # summed on the device: no sync per step
+        self._rollout_steps = 0
 
     def process_env_step(self, rewards, dones, extras, intrinsic_rewards=None):
         super().process_env_step(rewards, dones, extras, intrinsic_rewards)
+        self._rollout_sum += rewards.sum()
+        self._rollout_steps += rewards.numel()
         self._running_return += rewards
+        self._running_length += 1
         ended = dones > 0
         self.episode_returns.extend(self._running_return[ended].tolist())
+        self.episode_lengths.extend(self._running_length[ended].tolist())
         self._running_return[ended] = 0.0
+        self._running_length[ended] = 0
 
     def log(self, **kwargs):
         with contextlib.redirect_stdout(io.StringIO()):
             super().log(**kwargs)
+        self.rollout_reward = self._rollout_sum.item() / max(self._rollout_steps, 1)
+        self._rollout_sum.zero_()
+        self._rollout_steps = 0
         runner = self.runner
         runner.current_learning_iteration = kwargs["it"] + 1  # iterations done (what a checkpoint records)
         times = {"rollout_s": kwargs["collect_time"], "update_s": kwargs["learn_time"], "comm_s": runner.allreduce_s}

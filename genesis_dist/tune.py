@@ -16,15 +16,15 @@ gives one ("scene": {"recovery": gd.Recovery(...)}).
 
 from __future__ import annotations
 
-import statistics
 import tempfile
 
 import torch
 from ray import tune
-from rsl_rl.runners import OnPolicyRunner
 
 from genesis_dist.ppo_config import ppo_config
-from genesis_dist.training import learn, load_training, save_training
+from genesis_dist.train_runner import Runner
+from genesis_dist.train_sync import global_mean_sem
+from genesis_dist.training import load_training, save_training
 from genesis_dist.vec_env import VecEnv
 
 DEFAULTS = {"task_cfg": None, "n_shards": 1, "iterations": 100, "checkpoint_every": 10, "seed": 0,
@@ -45,26 +45,28 @@ def train_ppo(config: dict) -> None:
     """config: task (a gd.Task class), n_envs, and optionally n_shards, task_cfg, iterations,
     checkpoint_every, seed, ppo (ppo_config keywords), scene (DistributedScene keywords), device
     (the learner's torch device).
-    Reports {"iteration", "env_steps", "mean_reward" (over the last 100 episodes, when any ended)}."""
+    Reports {"iteration", "env_steps", "mean_reward" and "mean_reward_sem" (the mean return of the
+    last 100 episodes and its standard error, once any episode ended)}."""
     cfg = _settings(config)
     torch.manual_seed(cfg["seed"])
     # named after the trial: a restarted trial removes the shards' group its killed predecessor left
     scene = {"placement_group_name": f"genesis_dist-{tune.get_context().get_trial_id()}", **cfg["scene"]}
+
+    def after_iteration(runner: Runner, done: int, times: dict) -> None:
+        returns = global_mean_sem(runner.logger.episode_returns)
+        metrics = {"iteration": done, "env_steps": env.scene.t * env.num_envs,
+                   **({} if returns is None else {"mean_reward": returns[0], "mean_reward_sem": returns[1]})}
+        if done % cfg["checkpoint_every"] == 0 or done == cfg["iterations"]:
+            with tempfile.TemporaryDirectory() as folder:
+                save_training(folder, env, runner)
+                tune.report(metrics, checkpoint=tune.Checkpoint.from_directory(folder))
+        else:
+            tune.report(metrics)
+
     with VecEnv(cfg["task"], cfg["n_envs"], cfg["n_shards"], cfg["task_cfg"], **scene) as env:
-        runner = OnPolicyRunner(env, ppo_config(**cfg["ppo"]), log_dir=None, device=cfg["device"])
+        runner = Runner(env, ppo_config(**cfg["ppo"]), log_dir=None, device=cfg["device"], after_iteration=after_iteration)
         checkpoint = tune.get_checkpoint()
         if checkpoint is not None:
             with checkpoint.as_directory() as folder:
                 load_training(folder, env, runner)
-        while runner.current_learning_iteration < cfg["iterations"]:
-            learn(runner, 1, first=checkpoint is None and runner.current_learning_iteration == 0)
-            done = runner.current_learning_iteration
-            metrics = {"iteration": done, "env_steps": env.scene.t * env.num_envs}
-            if runner.logger.rewbuffer:
-                metrics["mean_reward"] = statistics.mean(runner.logger.rewbuffer)
-            if done % cfg["checkpoint_every"] == 0 or done == cfg["iterations"]:
-                with tempfile.TemporaryDirectory() as folder:
-                    save_training(folder, env, runner)
-                    tune.report(metrics, checkpoint=tune.Checkpoint.from_directory(folder))
-            else:
-                tune.report(metrics)
+        runner.train(cfg["iterations"], first=checkpoint is None)

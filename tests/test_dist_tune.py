@@ -1,5 +1,5 @@
-"""Ray Tune: genesis_dist.tune.train_ppo reports and checkpoints, and a trial that fails resumes
-from its last checkpoint and ends exactly where an uninterrupted trial ends."""
+"""Ray Tune: genesis_dist.tune.train_ppo reports (the mean episode return too) and checkpoints, and a
+trial that fails resumes from its last checkpoint and ends exactly where an uninterrupted trial ends."""
 
 import os
 import sys
@@ -59,6 +59,9 @@ def test_a_failed_trial_resumes_from_its_checkpoint_and_ends_the_same(tmp_path):
     assert marker.exists()  # the failure did happen, in the second iteration (t = 4..8)
     for result in (steady, flaky):
         assert result.metrics["iteration"] == 4 and result.metrics["env_steps"] == 4 * 4 * 6
+        # episodes (6 steps at most) have ended by then; rewards are -squared error, so returns are < 0
+        assert result.metrics["mean_reward"] < 0 <= result.metrics["mean_reward_sem"], result.metrics
+    assert steady.metrics_dataframe["mean_reward"].iloc[1:].notna().all()  # reported from iteration 2 on
     (policy_a, env_a), (policy_b, env_b) = saved(steady), saved(flaky)
     assert policy_a["iter"] == policy_b["iter"] == 4
     for part in ("actor_state_dict", "critic_state_dict"):
