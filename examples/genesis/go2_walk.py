@@ -1,7 +1,7 @@
 """go2 learns to walk: velocity-command tracking on flat ground (genesis_dist.tasks.Go2Walk),
 trained with rsl-rl-lib's PPO through gd.VecEnv, its envs sharded over Ray actors. One line
 per PPO iteration: the mean reward per step of its rollout, and the mean return and length of
-the episodes that ended in it.
+the last 100 episodes that ended (both measured by genesis_dist.train_runner.Runner's logger).
 
     python examples/genesis/go2_walk.py --n-envs 64 --shards 2 --iterations 100              # CPU, local Ray
     python examples/genesis/go2_walk.py --n-envs 4096 --shards 4 --backend gpu --iterations 1000 --out runs/go2
@@ -11,40 +11,12 @@ import argparse
 import statistics
 
 import torch
-from rsl_rl.runners import OnPolicyRunner
 
 import genesis_dist as gd
 from genesis_dist.ppo_config import ppo_config
 from genesis_dist.tasks import Go2Walk
-from genesis_dist.training import learn, save_training
-
-
-class RewardMeter:
-    """Wraps env.step to measure what PPO's rollouts get: the mean reward per step, and the return
-    and length of the episodes that finished (rsl-rl keeps those only when it writes logs)."""
-
-    def __init__(self, env):
-        self._step, env.step = env.step, self.step
-        self.running, self.length = torch.zeros(env.num_envs), torch.zeros(env.num_envs)
-        self.total, self.count, self.returns, self.lengths = 0.0, 0, [], []
-
-    def step(self, actions):
-        out = self._step(actions)
-        reward, done = out[1].detach().cpu().reshape(-1), out[2].cpu().reshape(-1).bool()
-        self.total, self.count = self.total + reward.sum().item(), self.count + reward.numel()
-        self.running += reward
-        self.length += 1
-        self.returns += self.running[done].tolist()
-        self.lengths += self.length[done].tolist()
-        self.running[done], self.length[done] = 0.0, 0.0
-        return out
-
-    def read(self) -> tuple[float, float | None, float | None]:
-        """(mean reward per step, mean return, mean length of finished episodes: None if none) since the last read."""
-        finished = (statistics.mean(self.returns), statistics.mean(self.lengths)) if self.returns else (None, None)
-        out = (self.total / max(self.count, 1), *finished)
-        self.total, self.count, self.returns, self.lengths = 0.0, 0, [], []
-        return out
+from genesis_dist.train_runner import Runner
+from genesis_dist.training import save_training
 
 
 def main(n_envs: int = 64, shards: int = 2, iterations: int = 100, steps_per_env: int = 24, backend: str = "cpu",
@@ -55,16 +27,19 @@ def main(n_envs: int = 64, shards: int = 2, iterations: int = 100, steps_per_env
                     task_cfg={"seed": seed, "episode_length": episode_length})
     print(f"go2: {env.num_envs} envs on {env.scene.n_shards} shards, {env.num_actions} actions")
     device = "cuda" if backend == "gpu" and torch.cuda.is_available() else "cpu"
-    runner = OnPolicyRunner(env, ppo_config(num_steps_per_env=steps_per_env), log_dir=None, device=device)
-    meter = RewardMeter(env)
     history = []
-    for it in range(iterations):
-        learn(runner, 1, first=(it == 0))
-        per_step, ret, length = meter.read()
-        history.append(per_step)
-        ended = f"{ret:8.3f}, length {length:6.1f}" if ret is not None else "     n/a"
-        print(f"iteration {it + 1:4d}: mean reward per step {per_step:8.4f}, episodes ended: return {ended}",
-              flush=True)
+
+    def report(runner, done, times):  # called after every iteration; runner.logger measured the rollouts
+        log = runner.logger
+        history.append(log.rollout_reward)
+        ended = (f"{statistics.mean(log.episode_returns):8.3f}, length {statistics.mean(log.episode_lengths):6.1f}"
+                 if log.episode_returns else "     n/a")
+        print(f"iteration {done:4d}: mean reward per step {log.rollout_reward:8.4f}, "
+              f"last 100 episodes: return {ended}", flush=True)
+
+    runner = Runner(env, ppo_config(num_steps_per_env=steps_per_env), log_dir=None, device=device,
+                    after_iteration=report)
+    runner.train(iterations, first=True)
     if out:
         save_training(out, env, runner)
         print("saved the run to", out)
