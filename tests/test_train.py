@@ -146,7 +146,7 @@ def test_two_workers_learn_reach_as_well_per_env_step_as_central(steady, central
 
 @pytest.mark.parametrize("kwargs, error", [
     (dict(task=FrankaReach, n_envs=2, workers=3), "3 workers for 2 envs"),
-    (dict(task="FrankaRaech", n_envs=4, workers=2), r"unknown task 'FrankaRaech'; the bundled tasks are \['FrankaReach'\]"),
+    (dict(task="FrankaRaech", n_envs=4, workers=2), r"unknown task 'FrankaRaech'; the bundled tasks are \['FrankaReach', 'Go2Walk'\]"),
     (dict(task="FrankaReach", n_envs=4, workers=2, backend="gpu"), "backend='gpu' needs 2 GPUs"),
     (dict(task="FrankaReach", n_envs=4, workers=2, mode="centrall"), "mode must be one of"),
     (dict(task="FrankaReach", n_envs=4, workers=2, ppo={"learning_rat": 1}), "learning_rat"),
