@@ -24,7 +24,7 @@ from genesis_dist.layout import Layout
 from genesis_dist.recovery import EpisodeLengths, Recoverer, Recovery, ResetRows, ResetToStart, Step, recovering
 from genesis_dist.shard_group import STRATEGIES, ShardGroup, bundle_for
 from genesis_dist.step_links import StepLinks
-from genesis_dist.step_layout import MAX_EXACT_INT
+from genesis_dist.step_layout import episode_lengths
 from genesis_dist.task import TaskSpec
 
 TRANSPORTS = ("socket", "ray")
@@ -326,13 +326,7 @@ class DistributedScene:
     def set_episode_length(self, episode_length) -> None:
         """Every env's Task episode length, in global order (e.g. rsl-rl's random episode starts)."""
         self._check_task()
-        values = np.asarray(episode_length)
-        if values.shape != (self.n_envs,) or not np.issubdtype(values.dtype, np.integer):
-            raise ValueError(f"episode lengths must be {self.n_envs} integers, got shape {values.shape} of {values.dtype}")
-        if values.size and not (0 <= values.min() and values.max() < MAX_EXACT_INT):
-            raise ValueError(f"episode lengths must be in 0..{MAX_EXACT_INT - 1}, got values from {values.min()} "
-                             f"to {values.max()}")
-        values = values.astype(np.int32)
+        values = episode_lengths(episode_length, self.n_envs)
         self._group.call("set_episode_length", [(p,) for p in self.layout.split(values)], what="setting episode lengths")
         self._note(EpisodeLengths, values)
 

@@ -3,7 +3,7 @@
 A shard packs its Task.step result (`pack`); the coordinator reads every shard's rows straight
 into one (n_envs, width) array and the VecEnv views it (`unpack`), without a copy. Columns: every
 observation group flattened, in order, then COLUMNS (booleans as 0/1; episode lengths are exact in
-float32 below 2**24, which DistributedScene.set_episode_length enforces).
+float32 below 2**24, which `episode_lengths` enforces on every way in).
 """
 
 from __future__ import annotations
@@ -14,6 +14,17 @@ import numpy as np
 
 COLUMNS = ("reward", "done", "time_outs", "episode_length")
 MAX_EXACT_INT = 2**24  # the integers float32 holds exactly
+
+
+def episode_lengths(values, n_envs: int) -> np.ndarray:
+    """`values` checked as n_envs episode lengths the packed reply carries exactly, as int32."""
+    values = np.asarray(values)
+    if values.shape != (n_envs,) or not np.issubdtype(values.dtype, np.integer):
+        raise ValueError(f"episode lengths must be {n_envs} integers, got shape {values.shape} of {values.dtype}")
+    if values.size and not (0 <= values.min() and values.max() < MAX_EXACT_INT):
+        raise ValueError(f"episode lengths must be in 0..{MAX_EXACT_INT - 1}, got values from {values.min()} "
+                         f"to {values.max()}")
+    return values.astype(np.int32)
 
 
 @dataclass(frozen=True)

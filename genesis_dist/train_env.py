@@ -11,16 +11,15 @@ from __future__ import annotations
 import cloudpickle
 import numpy as np
 import torch
-from rsl_rl.env import VecEnv as RslVecEnv
-from tensordict import TensorDict
 
 from genesis_dist.layout import Layout
 from genesis_dist.shard import Shard
 from genesis_dist.task import TaskSpec
+from genesis_dist.task_env import TaskEnv
 from sim import checkpoint
 
 
-class LocalTaskEnv(RslVecEnv):
+class LocalTaskEnv(TaskEnv):
     """Envs layout.range(rank) of `task_cls`. init: gs.init keywords (precision, deterministic, seed;
     backend: "cpu" forces it, absent picks the GPU Ray gave this process). `meta` is the checkpoint
     meta of the whole scene (every worker's envs), the one a single sim.Scene with all envs writes."""
@@ -33,42 +32,19 @@ class LocalTaskEnv(RslVecEnv):
         info = self.shard.info()  # raises what building the Task raised
         self.meta = checkpoint.make_meta(info["meta"]["scene"], info["meta"]["layout"], layout.n_envs)
         self.t = info["t"]
-        self.num_envs = hi - lo
-        self.num_actions = info["task"]["num_actions"]
-        self.max_episode_length = info["task"]["max_episode_length"]
-        self.device = torch.device(device)
-        self.cfg = {"task": task_cls.__qualname__, **dict(task_cfg or {})}
-        self._step_layout = info["task"]["step_layout"]
+        self._init_task(task_cls, task_cfg, info["task"], hi - lo, device)
         self._refresh()
 
     def _refresh(self) -> None:
         view = self.shard.task_view()
-        self._obs = TensorDict({g: torch.from_numpy(v).to(self.device) for g, v in view["obs"].items()},
-                               batch_size=[self.num_envs], device=self.device)
-        self._episode_length = torch.from_numpy(view["episode_length"]).long().to(self.device)
+        self._show(view["obs"], view["episode_length"])
 
-    # ------------------------------------------------------------------ rsl-rl VecEnv
-    def get_observations(self) -> TensorDict:
-        return self._obs
-
-    def step(self, actions: torch.Tensor):
-        packed = self.shard.packed_task_step(actions.detach().to("cpu", torch.float32).numpy())
+    def _packed_step(self, actions: np.ndarray) -> np.ndarray:
         self.t += 1
-        out = self._step_layout.unpack(torch.from_numpy(packed).to(self.device))
-        self._obs = TensorDict(out["obs"], batch_size=[self.num_envs], device=self.device)
-        self._episode_length = out["episode_length"].long()
-        return self._obs, out["reward"], out["done"], {"time_outs": out["time_outs"]}
+        return self.shard.packed_task_step(actions)
 
-    @property
-    def episode_length_buf(self) -> torch.Tensor:
-        return self._episode_length
-
-    @episode_length_buf.setter
-    def episode_length_buf(self, value: torch.Tensor) -> None:
-        """Set by OnPolicyRunner.learn(init_at_random_ep_len=True)."""
-        value = torch.as_tensor(value)
-        self.shard.set_episode_length(value.detach().cpu().numpy().astype(np.int32))
-        self._episode_length = value.to(self.device, torch.long)
+    def _send_episode_length(self, values: np.ndarray) -> None:
+        self.shard.set_episode_length(values)
 
     # ------------------------------------------------------------------ state
     def local_state(self) -> dict[str, np.ndarray]:
