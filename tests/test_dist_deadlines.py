@@ -12,7 +12,8 @@ import pytest
 import genesis_dist as gd
 from local_ray import local_ray_fixture
 from test_dist_recovery import run
-from test_dist_scene import assert_states_equal, build_toy
+from test_dist_scene import assert_states_equal
+from toy_solver import build_toy
 
 cloudpickle.register_pickle_by_value(sys.modules[__name__])  # shards never import this module
 SHARD_KW = dict(deterministic=True)

@@ -16,7 +16,7 @@ import ray
 import genesis_dist as gd
 from genesis_dist import logs, metrics
 from local_ray import WORKER_PATH
-from test_dist_scene import build_toy
+from toy_solver import build_toy
 from test_dist_vec_env import PointTargetTask
 from test_metrics import free_port, scrape
 

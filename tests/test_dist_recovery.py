@@ -13,7 +13,8 @@ import torch
 
 import genesis_dist as gd
 from local_ray import local_ray_fixture
-from test_dist_scene import assert_states_equal, build_toy
+from test_dist_scene import assert_states_equal
+from toy_solver import build_toy
 from test_dist_vec_env import PointTargetTask, actions_for
 
 cloudpickle.register_pickle_by_value(sys.modules[__name__])  # shards never import this module

@@ -19,18 +19,10 @@ from sim import checkpoint
 from genesis_dist.shard_group import bundle_for
 from local_ray import local_ray_fixture
 from spec_snippets import spec_blocks
+from toy_solver import build_toy
 
 SHARD_KW = dict(deterministic=True)  # like the test process: CPU, float32, deterministic
 cloudpickle.register_pickle_by_value(sys.modules[__name__])  # shards never import this module
-
-
-def build_toy(n_envs):
-    import toy_solver  # noqa: F401  (registers ToySolver in the shard)
-
-    scene = gs.Scene(sim_options=gs.options.SimOptions(dt=0.02))
-    scene.add_entity(gs.morphs.Box(pos=(0.0, 0.0, 0.3)), material=gs.materials.Toy.Points(n_points=3))
-    scene.build(n_envs=n_envs)
-    return scene
 
 
 def build_failing_on_five(n_envs):

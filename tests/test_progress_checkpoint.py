@@ -6,22 +6,13 @@ import sys
 import cloudpickle
 import pytest
 
-import sim as gs
 import genesis_dist as gd
 from genesis_dist import progress
 from local_ray import local_ray_fixture
+from toy_solver import build_toy
 
 local_ray = local_ray_fixture(num_cpus=1)
 cloudpickle.register_pickle_by_value(sys.modules[__name__])  # shards never import this module
-
-
-def build_toy(n_envs):
-    import toy_solver  # noqa: F401  (registers ToySolver in the shard)
-
-    scene = gs.Scene(sim_options=gs.options.SimOptions(dt=0.02))
-    scene.add_entity(gs.morphs.Box(pos=(0.0, 0.0, 0.3)), material=gs.materials.Toy.Points(n_points=3))
-    scene.build(n_envs=n_envs)
-    return scene
 
 
 @pytest.fixture(scope="module")

@@ -92,3 +92,12 @@ class ToySolver(Solver):
 
 
 register_solver(ToySolver)
+
+
+def build_toy(n_envs):
+    """The toy scene the genesis_dist tests shard: three points per env. Shards unpickle it by
+    reference, importing this module, which registers ToySolver there too."""
+    scene = gs.Scene(sim_options=gs.options.SimOptions(dt=0.02))
+    scene.add_entity(gs.morphs.Box(pos=(0.0, 0.0, 0.3)), material=gs.materials.Toy.Points(n_points=3))
+    scene.build(n_envs=n_envs)
+    return scene
