@@ -1,0 +1,239 @@
+"""The scene's sensors: added before build, updated after every step, read as torch tensors.
+
+Raw readings are state fields of the scene ("Sensors.imu", "Sensors.contact",
+"Sensors.contact_force"): reset(state) and checkpoints restore them with everything else, a
+reset to the build-time state gives zeros (Genesis's reading before the first step and after a
+reset), and continuing from a restored state reads exactly what the original run read.
+read() applies the deterministic part of Genesis's pipeline in torch: the IMU's cross-axis
+coupling, then bias and resolution (read_ground_truth() skips those two), then the Contact
+threshold or the ContactForce dead band and saturation.
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import numpy as np
+import taichi as ti
+import torch
+
+from sim import runtime
+from sim.envs_idx import normalize_envs_idx
+from sim.field_access import gather
+from sim.sensors import kernels
+from sim.sensors.options import IMU, Contact, ContactForce, RefusedSensor, SensorOptions
+from sim.solvers.base import FLOAT, FieldSpec
+from sim.utils.geom import xyz_to_quat
+from sim.validate import require_built
+
+FIELD_OF = {IMU: "imu", Contact: "contact", ContactForce: "contact_force"}
+ELEMENT = {IMU: (9,), Contact: (), ContactForce: (3,)}
+
+
+class IMUReturnType(NamedTuple):
+    lin_acc: torch.Tensor
+    ang_vel: torch.Tensor
+    mag: torch.Tensor
+
+
+class Sensor:
+    """One sensor (scene.add_sensor's return): read(envs_idx=None), read_ground_truth(envs_idx=None)."""
+
+    def __init__(self, manager: SensorManager, options: SensorOptions, link, row: int):
+        self._manager, self._options, self._link, self._row = manager, options, link, row
+
+    @property
+    def options(self):
+        return self._options
+
+    def read(self, envs_idx=None):
+        return self._format(self._manager.measured(self, envs_idx))
+
+    def read_ground_truth(self, envs_idx=None):
+        return self._format(self._manager.measured(self, envs_idx, ground_truth=True))
+
+    def _format(self, flat: torch.Tensor):
+        parts, start = [], 0
+        for size in self._options.READ_SIZES:
+            parts.append(flat[..., start:start + size])
+            start += size
+        return IMUReturnType(*parts) if isinstance(self._options, IMU) else parts[0]
+
+    def __repr__(self):
+        return f"<{type(self._options).__name__} sensor on {self._link!r}>"
+
+
+class SensorManager:
+    def __init__(self, scene):
+        self.scene = scene
+        self.sensors: list[Sensor] = []
+        self._fields: dict = {}
+
+    # ------------------------------------------------------------------ before build
+    def add(self, options) -> Sensor:
+        """Validate everything, then add: bad options change nothing."""
+        if self.scene.is_built:
+            raise RuntimeError("scene.add_sensor must be called before scene.build()")
+        if isinstance(options, RefusedSensor):
+            raise NotImplementedError(f"gs.sensors.{type(options).__name__} is not supported: {options.why}")
+        if type(options) not in FIELD_OF:
+            raise TypeError(f"scene.add_sensor takes gs.sensors.IMU, Contact or ContactForce options, "
+                            f"got {type(options).__name__}")
+        name = type(options).__name__
+        bad = options.unsupported()
+        if bad:
+            raise NotImplementedError(f"gs.sensors.{name}({', '.join(bad)}) is not supported: readings here are "
+                                      f"deterministic and immediate (no noise, random walk, jitter, delay or history)")
+        link = self._link(options, name)
+        n_links = self.scene.sim.rigid_solver.n_links
+        for idx in getattr(options, "filter_link_idx", ()):
+            if not 0 <= idx < n_links:
+                raise ValueError(f"gs.sensors.{name}: filter_link_idx {idx} is not a rigid link index "
+                                 f"(the scene has {n_links}; ground planes are no link here)")
+        row = sum(type(s._options) is type(options) for s in self.sensors)
+        sensor = Sensor(self, options, link, row)
+        self.sensors.append(sensor)
+        return sensor
+
+    def _link(self, options, name):
+        from sim.solvers.rigid.entity import RigidEntity
+
+        entities = self.scene.entities
+        if not 0 <= options.entity_idx < len(entities):
+            raise ValueError(f"gs.sensors.{name}: entity_idx {options.entity_idx} names no entity of the scene "
+                             f"(it has {len(entities)}); pass entity_idx=entity.idx of the entity it is attached to")
+        entity = entities[options.entity_idx]
+        if not isinstance(entity, RigidEntity):
+            raise TypeError(f"gs.sensors.{name}: entity {options.entity_idx} is a {type(entity).__name__}, "
+                            f"not a rigid entity")
+        if options.link_idx_local >= entity.n_links:
+            raise ValueError(f"gs.sensors.{name}: link_idx_local {options.link_idx_local} is out of range for "
+                             f"entity {options.entity_idx} ({entity.n_links} links)")
+        return entity.links[options.link_idx_local]
+
+    def _of(self, cls) -> list[Sensor]:
+        return [s for s in self.sensors if type(s._options) is cls]
+
+    def state_specs(self) -> dict:
+        """The raw readings' state fields, "Sensors.<kind>" -> FieldSpec (none without sensors)."""
+        return {f"Sensors.{FIELD_OF[cls]}": FieldSpec(FIELD_OF[cls], (len(self._of(cls)),), FLOAT, ELEMENT[cls])
+                for cls in FIELD_OF if self._of(cls)}
+
+    def describe(self) -> list:
+        return [s._options.describe() for s in self.sensors]
+
+    # ------------------------------------------------------------------ build and step
+    def build(self, fields: dict) -> None:
+        if not self.sensors:
+            return
+        solver = self.scene.sim.rigid_solver
+        d, ti_float = solver.data, runtime.config().ti_float
+        self._out = {cls: fields[f"Sensors.{FIELD_OF[cls]}"] for cls in FIELD_OF if self._of(cls)}
+        imus = self._of(IMU)
+        if imus:
+            o = [s._options for s in imus]
+            quats = np.asarray(xyz_to_quat(np.stack([x.euler_offset for x in o]), rpy=True, degrees=True))
+            self._imu = {"body": _const(ti.i32, [s._link.idx + 1 for s in imus]),
+                         "offset_pos": _const(ti_float, [x.pos_offset for x in o]),
+                         "offset_quat": _const(ti_float, quats),
+                         "magnetic": _const(ti_float, [x.magnetic_field for x in o])}
+            self._vel = ti.field(ti_float, shape=(d.batch, max(d.nv, 1)))
+            self._point = ti.Vector.field(3, ti_float, shape=(d.batch, len(imus)))
+            self._frame = ti.Vector.field(4, ti_float, shape=(d.batch, len(imus)))
+            solver.after_forward.append(self._snapshot)
+        self._contact = {}
+        for cls in (Contact, ContactForce):
+            sensors = self._of(cls)
+            if sensors:
+                width = max([1] + [len(s._options.filter_link_idx) for s in sensors])
+                table = np.full((len(sensors), width), -1, dtype=np.int32)
+                for i, s in enumerate(sensors):
+                    table[i, :len(s._options.filter_link_idx)] = np.asarray(s._options.filter_link_idx) + 1
+                self._contact[cls] = (_const(ti.i32, [s._link.idx + 1 for s in sensors]), _const(ti.i32, table))
+        cfg = runtime.config()
+        tc = lambda a: torch.as_tensor(np.asarray(a), dtype=cfg.tc_float, device=cfg.device)  # noqa: E731
+        self._consts = {}
+        for cls in self._out:
+            opts = [s._options for s in self._of(cls)]
+            bias, res = zip(*(o.imperfections() for o in opts))
+            c = self._consts[cls] = {"bias": tc(bias), "resolution": tc(res)}
+            if cls is IMU:
+                c["coupling"] = tc([[o.acc_cross_axis_coupling, o.gyro_cross_axis_coupling, o.mag_cross_axis_coupling]
+                                    for o in opts])
+            elif cls is Contact:
+                c["threshold"] = tc([[o.threshold] for o in opts])
+            else:
+                c["min_force"], c["max_force"] = tc([o.min_force for o in opts]), tc([o.max_force for o in opts])
+
+    def _snapshot(self) -> None:
+        i = self._imu
+        kernels.snapshot(self.scene.sim.rigid_solver.data, self._vel, i["body"], i["offset_pos"], i["offset_quat"],
+                         self._point, self._frame)
+
+    def update(self) -> None:
+        """After a scene step: the raw readings of every sensor, one kernel per kind."""
+        if not self.sensors:
+            return
+        d = self.scene.sim.rigid_solver.data
+        if IMU in self._out:
+            kernels.imu(d, self._vel, self._imu["body"], self._imu["magnetic"], self._point, self._frame,
+                        self._out[IMU])
+        if Contact in self._out:
+            kernels.contacts(d, *self._contact[Contact], self._out[Contact])
+        if ContactForce in self._out:
+            kernels.contact_forces(d, *self._contact[ContactForce], self._out[ContactForce])
+
+    # ------------------------------------------------------------------ reads
+    def measured(self, sensor: Sensor, envs_idx, ground_truth: bool = False) -> torch.Tensor:
+        """The sensor's flat reading, (len(envs), cache_size) or (cache_size,) unbatched."""
+        return self._read(type(sensor._options), [sensor._row], envs_idx, ground_truth, "sensor.read()")[:, 0]
+
+    def _read(self, cls, rows, envs_idx, ground_truth, what) -> torch.Tensor:
+        """Readings of sensors `rows` of kind `cls`: (len(envs), len(rows), cache_size) (env axis
+        dropped on an unbatched scene)."""
+        require_built(self.scene, what)
+        n_envs = self.scene.n_envs
+        envs = np.arange(max(n_envs, 1), dtype=np.int32) if envs_idx is None else normalize_envs_idx(envs_idx, n_envs)
+        raw = gather(self._out[cls], envs, rows).to(runtime.config().tc_float)
+        if raw.ndim == 2:
+            raw = raw[..., None]
+        c = {k: v[rows] for k, v in self._consts[cls].items()}
+        if cls is IMU:
+            raw = (c["coupling"] @ raw.reshape(*raw.shape[:2], 3, 3, 1)).reshape(raw.shape)
+        if not ground_truth:
+            raw = raw + c["bias"]
+            res = c["resolution"].expand_as(raw)
+            quantised = torch.round(raw / res.clamp(min=1e-30)) * res
+            raw = torch.where(res > 0, quantised, raw)
+        if cls is Contact:
+            raw = raw > c["threshold"]
+        elif cls is ContactForce:
+            raw = raw.clamp(min=-c["max_force"], max=c["max_force"])
+            raw = raw.masked_fill(raw.abs() < c["min_force"], 0.0)
+        return raw[0] if n_envs == 0 else raw
+
+    def read_all(self, envs_idx=None) -> dict:
+        """scene.read_sensors: per kind present, keyed by gs.sensors.types.<Name>, the readings of its
+        sensors side by side, (n_envs, total size) (no env axis unbatched), ordered by entity_idx."""
+        from sim.sensors import types
+
+        require_built(self.scene, "scene.read_sensors()")
+        out = {}
+        for cls in FIELD_OF:
+            sensors = self._of(cls)
+            if sensors:
+                order = sorted(range(len(sensors)), key=lambda r: sensors[r]._options.entity_idx)
+                values = self._read(cls, order, envs_idx, False, "scene.read_sensors()")
+                out[getattr(types, cls.__name__)] = values.reshape(*values.shape[:-2], -1)
+        return out
+
+
+def _const(dtype, rows):
+    """A small constant field: int32 of the array's shape, or float vectors (one per row)."""
+    arr = np.asarray(rows)
+    if dtype == ti.i32:
+        field, arr = ti.field(ti.i32, shape=arr.shape), arr.astype(np.int32)
+    else:
+        field, arr = ti.Vector.field(arr.shape[1], dtype, shape=arr.shape[0]), arr.astype(runtime.config().np_float)
+    field.from_numpy(arr)
+    return field
