@@ -47,9 +47,12 @@ class Sensor:
         return self._options
 
     def read(self, envs_idx=None):
+        """The measured reading (bias and resolution applied): a tensor, or the IMU's (lin_acc,
+        ang_vel, mag); env axis first on a batched scene."""
         return self._format(self._manager.measured(self, envs_idx))
 
     def read_ground_truth(self, envs_idx=None):
+        """The reading without bias and resolution."""
         return self._format(self._manager.measured(self, envs_idx, ground_truth=True))
 
     def _format(self, flat: torch.Tensor):
@@ -186,11 +189,11 @@ class SensorManager:
     # ------------------------------------------------------------------ reads
     def measured(self, sensor: Sensor, envs_idx, ground_truth: bool = False) -> torch.Tensor:
         """The sensor's flat reading, (len(envs), cache_size) or (cache_size,) unbatched."""
-        return self._read(type(sensor._options), [sensor._row], envs_idx, ground_truth, "sensor.read()")[:, 0]
+        out = self._read(type(sensor._options), [sensor._row], envs_idx, ground_truth, "sensor.read()")[:, 0]
+        return out[0] if self.scene.n_envs == 0 else out
 
     def _read(self, cls, rows, envs_idx, ground_truth, what) -> torch.Tensor:
-        """Readings of sensors `rows` of kind `cls`: (len(envs), len(rows), cache_size) (env axis
-        dropped on an unbatched scene)."""
+        """Readings of sensors `rows` of kind `cls`: (len(envs), len(rows), cache_size)."""
         require_built(self.scene, what)
         n_envs = self.scene.n_envs
         envs = np.arange(max(n_envs, 1), dtype=np.int32) if envs_idx is None else normalize_envs_idx(envs_idx, n_envs)
@@ -210,7 +213,7 @@ class SensorManager:
         elif cls is ContactForce:
             raw = raw.clamp(min=-c["max_force"], max=c["max_force"])
             raw = raw.masked_fill(raw.abs() < c["min_force"], 0.0)
-        return raw[0] if n_envs == 0 else raw
+        return raw
 
     def read_all(self, envs_idx=None) -> dict:
         """scene.read_sensors: per kind present, keyed by gs.sensors.types.<Name>, the readings of its
@@ -224,7 +227,8 @@ class SensorManager:
             if sensors:
                 order = sorted(range(len(sensors)), key=lambda r: sensors[r]._options.entity_idx)
                 values = self._read(cls, order, envs_idx, False, "scene.read_sensors()")
-                out[getattr(types, cls.__name__)] = values.reshape(*values.shape[:-2], -1)
+                values = values.reshape(values.shape[0], -1)
+                out[getattr(types, cls.__name__)] = values[0] if self.scene.n_envs == 0 else values
         return out
 
 
