@@ -70,17 +70,18 @@ def run(tmp_path_factory):
     imus = {name: scene.add_sensor(gs.sensors.IMU(entity_idx=e, link_idx_local=link, pos_offset=pos,
                                                   euler_offset=euler))
             for name, (link, pos, euler) in SITES.items()}
-    top = entity.links[1].idx
+    box, top = entity.links[0].idx, entity.links[1].idx
+    force, contact = gs.sensors.ContactForce, gs.sensors.Contact
     extra = {
-        "force": scene.add_sensor(gs.sensors.ContactForce(entity_idx=e, link_idx_local=0)),
-        "force_top": scene.add_sensor(gs.sensors.ContactForce(entity_idx=e, link_idx_local=1)),
-        "force_no_top": scene.add_sensor(gs.sensors.ContactForce(entity_idx=e, link_idx_local=0, filter_link_idx=[top])),
-        "force_clipped": scene.add_sensor(gs.sensors.ContactForce(entity_idx=e, link_idx_local=0, min_force=1.0,
-                                                                  max_force=(5.0, 5.0, 10.0))),
-        "touch": scene.add_sensor(gs.sensors.Contact(entity_idx=e, link_idx_local=0)),
-        "touch_top_only": scene.add_sensor(gs.sensors.Contact(entity_idx=e, link_idx_local=1, filter_link_idx=[entity.links[0].idx])),
-        "touch_ball": scene.add_sensor(gs.sensors.Contact(entity_idx=e, link_idx_local=3)),
-        "touch_high": scene.add_sensor(gs.sensors.Contact(entity_idx=e, link_idx_local=0, threshold=100.0)),
+        "force": scene.add_sensor(force(entity_idx=e, link_idx_local=0)),
+        "force_top": scene.add_sensor(force(entity_idx=e, link_idx_local=1)),
+        "force_no_top": scene.add_sensor(force(entity_idx=e, link_idx_local=0, filter_link_idx=[top])),
+        "force_clipped": scene.add_sensor(force(entity_idx=e, link_idx_local=0, min_force=1.0,
+                                                max_force=(5.0, 5.0, 10.0))),
+        "touch": scene.add_sensor(contact(entity_idx=e, link_idx_local=0)),
+        "touch_top_only": scene.add_sensor(contact(entity_idx=e, link_idx_local=1, filter_link_idx=[box])),
+        "touch_ball": scene.add_sensor(contact(entity_idx=e, link_idx_local=3)),
+        "touch_high": scene.add_sensor(contact(entity_idx=e, link_idx_local=0, threshold=100.0)),
         "imu_biased": scene.add_sensor(gs.sensors.IMU(entity_idx=e, link_idx_local=0, acc_bias=(0.1, 0.2, 0.3),
                                                       acc_resolution=0.5, gyro_bias=1.0)),
         "imu_coupled": scene.add_sensor(gs.sensors.IMU(entity_idx=e, link_idx_local=0, acc_cross_axis_coupling=0.1,

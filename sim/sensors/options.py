@@ -184,7 +184,8 @@ def coupling_matrix(value, what: str) -> np.ndarray:
 
 
 def _finite(name, key, value, nonnegative=False):
-    if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)) or not math.isfinite(value):
+    number = isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, bool)
+    if not number or not math.isfinite(value):
         raise TypeError(f"gs.sensors.{name}: {key} must be a finite number, got {value!r}")
     if nonnegative and value < 0:
         raise ValueError(f"gs.sensors.{name}: {key} must be >= 0, got {value}")
