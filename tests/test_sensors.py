@@ -86,6 +86,9 @@ def run(tmp_path_factory):
                                                       acc_resolution=0.5, gyro_bias=1.0)),
         "imu_coupled": scene.add_sensor(gs.sensors.IMU(entity_idx=e, link_idx_local=0, acc_cross_axis_coupling=0.1,
                                                        magnetic_field=(0.3, 0.0, 0.0))),
+        "imu_late": scene.add_sensor(gs.sensors.IMU(entity_idx=e, link_idx_local=2, pos_offset=SITES["arm"][1],
+                                                    euler_offset=SITES["arm"][2], delay=0.03)),
+        "force_history": scene.add_sensor(force(entity_idx=e, link_idx_local=0, history_length=3)),
     }
     scene.build(n_envs=2)
     m, d = _oracle(path)
@@ -94,13 +97,15 @@ def run(tmp_path_factory):
     d.qvel[ball + 3:ball + 6] = [0.0, 0.0, SPIN]
     entity.set_qpos(torch.tensor(np.tile(d.qpos, (2, 1)), dtype=torch.float32))
     entity.set_dofs_velocity(torch.tensor(np.tile(d.qvel, (2, 1)), dtype=torch.float32))
-    ours, ref = [], []
+    ours, ref, late = [], [], []
     for _ in range(STEPS):
         scene.step()
         mujoco.mj_step(m, d)
         ours.append({name: tuple(t.numpy().copy() for t in s.read()[:2]) for name, s in imus.items()})
+        ours[-1]["force"] = extra["force"].read().numpy().copy()
+        late.append((extra["imu_late"].read().lin_acc.numpy().copy(), extra["force_history"].read().numpy().copy()))
         ref.append({name: d.sensordata[6 * i:6 * i + 6].reshape(2, 3).copy() for i, name in enumerate(SITES)})
-    return {"scene": scene, "entity": entity, "imus": imus, **extra, "ours": ours, "ref": ref,
+    return {"scene": scene, "entity": entity, "imus": imus, **extra, "ours": ours, "ref": ref, "late": late,
             "rest": scene.get_state(), "mj_force": {b: _mujoco_contact_force(m, d, b) for b in ("box", "top")},
             "mj_touch": {b: any(m.body(b).id in (m.geom_bodyid[c.geom1], m.geom_bodyid[c.geom2])
                                 for c in d.contact[:d.ncon]) for b in ("box", "ball")}}
@@ -167,6 +172,19 @@ def test_bias_resolution_coupling_and_ground_truth(run):
     np.testing.assert_allclose(coupled.mag.numpy(), [[0.3, 0, 0]] * 2, atol=1e-4)  # level box, field along x
 
 
+def test_delay_and_history(run):
+    """delay=0.03 (3 steps) reads what the undelayed sensor read 3 steps earlier (zeros before);
+    history_length=3 gives the last 3 readings, newest first, as Genesis does."""
+    for t, (acc, history) in enumerate(run["late"]):
+        expected = run["ours"][t - 3]["arm"][0] if t >= 3 else np.zeros_like(acc)
+        np.testing.assert_array_equal(acc, expected)
+        assert history.shape == (2, 3, 3)
+        for k in range(3):
+            np.testing.assert_array_equal(history[:, k], run["ours"][t - k]["force"] if t >= k else 0.0)
+    run["scene"].reset(run["rest"])
+    assert torch.equal(run["imu_late"].read_ground_truth().lin_acc, run["imus"]["arm"].read().lin_acc)
+
+
 def test_readings_are_state(run, tmp_path):
     """reset(state) and checkpoints restore readings; a reset to the build state reads zeros."""
     scene, imu = run["scene"], run["imus"]["arm"]
@@ -186,8 +204,10 @@ def test_readings_are_state(run, tmp_path):
     assert torch.equal(imu.read().lin_acc, after)
     assert {gs.sensors.types.IMU, gs.sensors.types.Contact, gs.sensors.types.ContactForce} == set(scene.read_sensors())
     readings = scene.read_sensors(envs_idx=[1])
-    assert readings[gs.sensors.types.IMU].shape == (1, 9 * 5) and readings[gs.sensors.types.Contact].dtype == torch.bool
-    assert torch.equal(readings[gs.sensors.types.ContactForce][:, :3], run["force"].read(envs_idx=[1]))
+    assert readings[gs.sensors.types.IMU].shape == (1, 9 * 6) and readings[gs.sensors.types.Contact].dtype == torch.bool
+    # a ContactForce keeps a history, so that kind reads (envs, 3 steps, 5 sensors x 3)
+    assert readings[gs.sensors.types.ContactForce].shape == (1, 3, 15)
+    assert torch.equal(readings[gs.sensors.types.ContactForce][:, 0, :3], run["force"].read(envs_idx=[1]))
 
 
 def test_bad_input_is_refused_and_changes_nothing(run):
@@ -201,8 +221,8 @@ def test_bad_input_is_refused_and_changes_nothing(run):
     box = scene.add_entity(gs.morphs.Box(pos=(0, 0, 0.5), size=(0.2, 0.2, 0.2)))
     e = scene.entities.index(box)
     refusals = [(gs.sensors.IMU(entity_idx=e, acc_noise=0.01), NotImplementedError, "acc_noise"),
-                (gs.sensors.Contact(entity_idx=e, delay=0.02), NotImplementedError, "delay"),
-                (gs.sensors.ContactForce(entity_idx=e, history_length=3), NotImplementedError, "history_length"),
+                (gs.sensors.Contact(entity_idx=e, delay=0.02, jitter=0.01), NotImplementedError, "jitter"),
+                (gs.sensors.ContactForce(entity_idx=e, random_walk=0.1), NotImplementedError, "random_walk"),
                 (gs.sensors.Lidar(pattern=gs.sensors.SphericalPattern()), NotImplementedError, "Lidar"),
                 (gs.sensors.JointTorque(entity_idx=e), NotImplementedError, "JointTorque"),
                 (gs.sensors.IMU(entity_idx=5), ValueError, "entity_idx 5"),

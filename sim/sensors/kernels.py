@@ -93,3 +93,13 @@ def contact_forces(d: ti.template(), body: ti.template(), filters: ti.template()
                 r = 3 * c
                 total += sign * (d.row_lam[e, r] * n + d.row_lam[e, r + 1] * t1 + d.row_lam[e, r + 2] * t2) / d.dt
         out[e, s] = _inv_rotate(d.xquat[e, body[s]], total)
+
+
+@ti.kernel
+def push(cur: ti.template(), ring: ti.template(), depth: ti.i32):
+    """Each sensor's kept readings move one step older; the new one goes first."""
+    for e, s in cur:
+        for j in range(depth - 1):
+            k = s * depth + depth - 1 - j
+            ring[e, k] = ring[e, k - 1]
+        ring[e, s * depth] = cur[e, s]

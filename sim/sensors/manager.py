@@ -1,7 +1,8 @@
 """The scene's sensors: added before build, updated after every step, read as torch tensors.
 
 Raw readings are state fields of the scene ("Sensors.imu", "Sensors.contact",
-"Sensors.contact_force"): reset(state) and checkpoints restore them with everything else, a
+"Sensors.contact_force"), each sensor keeping the last `depth` steps' readings, newest first
+(depth covers its kind's longest delay and history): reset(state) and checkpoints restore them with everything else, a
 reset to the build-time state gives zeros (Genesis's reading before the first step and after a
 reset), and continuing from a restored state reads exactly what the original run read.
 read() applies the deterministic part of Genesis's pipeline in torch: the IMU's cross-axis
@@ -12,6 +13,8 @@ threshold or the ContactForce dead band and saturation.
 from __future__ import annotations
 
 from typing import NamedTuple
+
+import logging
 
 import numpy as np
 import taichi as ti
@@ -26,6 +29,7 @@ from sim.solvers.base import FLOAT, FieldSpec
 from sim.utils.geom import xyz_to_quat
 from sim.validate import require_built
 
+logger = logging.getLogger("sim")
 FIELD_OF = {IMU: "imu", Contact: "contact", ContactForce: "contact_force"}
 ELEMENT = {IMU: (9,), Contact: (), ContactForce: (3,)}
 
@@ -39,8 +43,9 @@ class IMUReturnType(NamedTuple):
 class Sensor:
     """One sensor (scene.add_sensor's return): read(envs_idx=None), read_ground_truth(envs_idx=None)."""
 
-    def __init__(self, manager: SensorManager, options: SensorOptions, link, row: int):
+    def __init__(self, manager: SensorManager, options: SensorOptions, link, row: int, delay_steps: int):
         self._manager, self._options, self._link, self._row = manager, options, link, row
+        self._delay_steps = delay_steps
 
     @property
     def options(self):
@@ -86,15 +91,19 @@ class SensorManager:
         bad = options.unsupported()
         if bad:
             raise NotImplementedError(f"gs.sensors.{name}({', '.join(bad)}) is not supported: readings here are "
-                                      f"deterministic and immediate (no noise, random walk, jitter, delay or history)")
+                                      f"deterministic (no noise, random walk or jitter)")
         link = self._link(options, name)
         n_links = self.scene.sim.rigid_solver.n_links
         for idx in getattr(options, "filter_link_idx", ()):
             if not 0 <= idx < n_links:
                 raise ValueError(f"gs.sensors.{name}: filter_link_idx {idx} is not a rigid link index "
                                  f"(the scene has {n_links}; ground planes are no link here)")
+        delay_steps = round(options.delay / self.scene.dt)
+        if abs(delay_steps * self.scene.dt - options.delay) > 1e-9:
+            logger.warning("gs.sensors.%s: delay %g is not a multiple of the step %g; it reads %d steps late",
+                           name, options.delay, self.scene.dt, delay_steps)
         row = sum(type(s._options) is type(options) for s in self.sensors)
-        sensor = Sensor(self, options, link, row)
+        sensor = Sensor(self, options, link, row, delay_steps)
         self.sensors.append(sensor)
         return sensor
 
@@ -117,10 +126,15 @@ class SensorManager:
     def _of(self, cls) -> list[Sensor]:
         return [s for s in self.sensors if type(s._options) is cls]
 
+    def _depth(self, cls) -> int:
+        """Steps of readings kept per sensor of kind `cls`."""
+        return max([1] + [max(s._delay_steps + 1, s._options.history_length) for s in self._of(cls)])
+
     def state_specs(self) -> dict:
-        """The raw readings' state fields, "Sensors.<kind>" -> FieldSpec (none without sensors)."""
-        return {f"Sensors.{FIELD_OF[cls]}": FieldSpec(FIELD_OF[cls], (len(self._of(cls)),), FLOAT, ELEMENT[cls])
-                for cls in FIELD_OF if self._of(cls)}
+        """The raw readings' state fields, "Sensors.<kind>" -> FieldSpec (none without sensors): the
+        readings of sensor i, newest first, in columns i * depth ... (i + 1) * depth - 1."""
+        return {f"Sensors.{FIELD_OF[cls]}": FieldSpec(FIELD_OF[cls], (len(self._of(cls)) * self._depth(cls),), FLOAT,
+                                                      ELEMENT[cls]) for cls in FIELD_OF if self._of(cls)}
 
     def describe(self) -> list:
         return [s._options.describe() for s in self.sensors]
@@ -131,7 +145,10 @@ class SensorManager:
             return
         solver = self.scene.sim.rigid_solver
         d, ti_float = solver.data, runtime.config().ti_float
-        self._out = {cls: fields[f"Sensors.{FIELD_OF[cls]}"] for cls in FIELD_OF if self._of(cls)}
+        self._ring = {cls: fields[f"Sensors.{FIELD_OF[cls]}"] for cls in FIELD_OF if self._of(cls)}
+        self._out = {cls: (ti.Vector.field(ELEMENT[cls][0], ti_float, shape=(d.batch, len(self._of(cls))))
+                           if ELEMENT[cls] else ti.field(ti_float, shape=(d.batch, len(self._of(cls)))))
+                     for cls in self._ring}
         imus = self._of(IMU)
         if imus:
             o = [s._options for s in imus]
@@ -185,24 +202,32 @@ class SensorManager:
             kernels.contacts(d, *self._contact[Contact], self._out[Contact])
         if ContactForce in self._out:
             kernels.contact_forces(d, *self._contact[ContactForce], self._out[ContactForce])
+        for cls, ring in self._ring.items():
+            kernels.push(self._out[cls], ring, self._depth(cls))
 
     # ------------------------------------------------------------------ reads
     def measured(self, sensor: Sensor, envs_idx, ground_truth: bool = False) -> torch.Tensor:
-        """The sensor's flat reading, (len(envs), cache_size) or (cache_size,) unbatched."""
-        out = self._read(type(sensor._options), [sensor._row], envs_idx, ground_truth, "sensor.read()")[:, 0]
+        """The sensor's flat reading, (len(envs), [history_length,] cache_size), no env axis unbatched.
+        Genesis's timing: read() is delay steps late, read_ground_truth() is not; a history holds
+        the last history_length readings, newest first (not delayed, as in Genesis)."""
+        history = sensor._options.history_length
+        slots = list(range(history)) if history else [0 if ground_truth else sensor._delay_steps]
+        out = self._read(type(sensor._options), [sensor._row], [slots], envs_idx, ground_truth, "sensor.read()")
+        out = out[:, 0] if history else out[:, 0, 0]
         return out[0] if self.scene.n_envs == 0 else out
 
-    def _read(self, cls, rows, envs_idx, ground_truth, what) -> torch.Tensor:
-        """Readings of sensors `rows` of kind `cls`: (len(envs), len(rows), cache_size)."""
+    def _read(self, cls, rows, slots, envs_idx, ground_truth, what) -> torch.Tensor:
+        """Sensor rows[i]'s readings slots[i] steps old: (len(envs), len(rows), len(slots[i]), cache_size)."""
         require_built(self.scene, what)
         n_envs = self.scene.n_envs
         envs = np.arange(max(n_envs, 1), dtype=np.int32) if envs_idx is None else normalize_envs_idx(envs_idx, n_envs)
-        raw = gather(self._out[cls], envs, rows).to(runtime.config().tc_float)
-        if raw.ndim == 2:
-            raw = raw[..., None]
-        c = {k: v[rows] for k, v in self._consts[cls].items()}
+        depth = self._depth(cls)
+        cols = [r * depth + k for r, ks in zip(rows, slots) for k in ks]
+        raw = gather(self._ring[cls], envs, cols).to(runtime.config().tc_float)
+        raw = raw.reshape(len(envs), len(rows), len(slots[0]), -1)
+        c = {k: v[rows][:, None] for k, v in self._consts[cls].items()}
         if cls is IMU:
-            raw = (c["coupling"] @ raw.reshape(*raw.shape[:2], 3, 3, 1)).reshape(raw.shape)
+            raw = (c["coupling"] @ raw.reshape(*raw.shape[:3], 3, 3, 1)).reshape(raw.shape)
         if not ground_truth:
             raw = raw + c["bias"]
             res = c["resolution"].expand_as(raw)
@@ -217,7 +242,9 @@ class SensorManager:
 
     def read_all(self, envs_idx=None) -> dict:
         """scene.read_sensors: per kind present, keyed by gs.sensors.types.<Name>, the readings of its
-        sensors side by side, (n_envs, total size) (no env axis unbatched), ordered by entity_idx."""
+        sensors side by side, ordered by entity_idx: (n_envs, total size), or (n_envs, H, total size)
+        when a sensor of the kind keeps a history (the last H readings of every sensor of the kind,
+        as Genesis); no env axis unbatched."""
         from sim.sensors import types
 
         require_built(self.scene, "scene.read_sensors()")
@@ -226,8 +253,10 @@ class SensorManager:
             sensors = self._of(cls)
             if sensors:
                 order = sorted(range(len(sensors)), key=lambda r: sensors[r]._options.entity_idx)
-                values = self._read(cls, order, envs_idx, False, "scene.read_sensors()")
-                values = values.reshape(values.shape[0], -1)
+                history = max(s._options.history_length for s in sensors)
+                slots = [list(range(history)) if history else [sensors[r]._delay_steps] for r in order]
+                values = self._read(cls, order, slots, envs_idx, False, "scene.read_sensors()").transpose(1, 2)
+                values = values.reshape(values.shape[0], *([history] if history else []), -1)
                 out[getattr(types, cls.__name__)] = values[0] if self.scene.n_envs == 0 else values
         return out
 

@@ -3,8 +3,8 @@ names and defaults, and the Genesis sensor classes this simulator refuses.
 
 Options are checked for type and shape when constructed (an unknown keyword raises TypeError
 naming it). What a reading cannot honour here is refused by name at `scene.add_sensor`:
-random imperfections (noise, random_walk, jitter) and the read pipeline's delay and history.
-Honoured: the link, pos_offset / euler_offset (degrees), bias, resolution, the IMU's
+random imperfections (noise, random_walk, jitter). Honoured: delay (whole steps, as Genesis
+rounds it), history_length, the link, pos_offset / euler_offset (degrees), bias, resolution, the IMU's
 cross-axis coupling and magnetic field, the contact filters, threshold, min_force / max_force.
 draw_debug and the debug_* colours and scales are viewer settings, accepted with no effect.
 """
@@ -65,7 +65,7 @@ class SensorOptions:
 
     def unsupported(self) -> list[str]:
         """The options set to something this simulator cannot honour (named by add_sensor)."""
-        bad = [f"{k}={getattr(self, k)!r}" for k in ("history_length", "delay", "jitter") if getattr(self, k)]
+        bad = [f"jitter={self.jitter!r}"] if self.jitter else []
         bad += [f"{k}={getattr(self, k).tolist()}" for k in _RANDOM if k in self.FIELDS and np.any(getattr(self, k))]
         return bad
 
