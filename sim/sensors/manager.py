@@ -1,10 +1,11 @@
 """The scene's sensors: added before build, updated after every step, read as torch tensors.
 
 Raw readings are state fields of the scene ("Sensors.imu", "Sensors.contact",
-"Sensors.contact_force"), each sensor keeping the last `depth` steps' readings, newest first
-(depth covers its kind's longest delay and history): reset(state) and checkpoints restore them with everything else, a
-reset to the build-time state gives zeros (Genesis's reading before the first step and after a
-reset), and continuing from a restored state reads exactly what the original run read.
+"Sensors.contact_force"), each sensor keeping its last `depth` steps of readings, newest first
+(depth covers its kind's longest delay and history): reset(state) and checkpoints restore them
+with everything else, a reset to the build-time state gives zeros (Genesis's reading before the
+first step and after a reset), and continuing from a restored state reads exactly what the
+original run read.
 read() applies the deterministic part of Genesis's pipeline in torch: the IMU's cross-axis
 coupling, then bias and resolution (read_ground_truth() skips those two), then the Contact
 threshold or the ContactForce dead band and saturation.
@@ -12,9 +13,8 @@ threshold or the ContactForce dead band and saturation.
 
 from __future__ import annotations
 
-from typing import NamedTuple
-
 import logging
+from typing import NamedTuple
 
 import numpy as np
 import taichi as ti
@@ -47,10 +47,6 @@ class Sensor:
         self._manager, self._options, self._link, self._row = manager, options, link, row
         self._delay_steps = delay_steps
 
-    @property
-    def options(self):
-        return self._options
-
     def read(self, envs_idx=None):
         """The measured reading (bias and resolution applied): a tensor, or the IMU's (lin_acc,
         ang_vel, mag); env axis first on a batched scene."""
@@ -75,7 +71,6 @@ class SensorManager:
     def __init__(self, scene):
         self.scene = scene
         self.sensors: list[Sensor] = []
-        self._fields: dict = {}
 
     # ------------------------------------------------------------------ before build
     def add(self, options) -> Sensor:
