@@ -34,5 +34,5 @@ def __getattr__(name: str):
 
 
 # Genesis-compatibility surface: gs.surfaces, gs.renderers, gs.constraint_solver, gs.integrator, sim.utils.geom
-from sim import renderers, surfaces, utils  # noqa: E402
+from sim import renderers, sensors, surfaces, utils  # noqa: E402
 from sim.enums import constraint_solver, integrator  # noqa: E402

@@ -12,6 +12,7 @@ from sim import checkpoint, runtime
 from sim.envs_idx import normalize_envs_idx
 from sim.options import SimOptions, ViewerOptions, VisOptions
 from sim.renderers import Rasterizer
+from sim.sensors import SensorManager
 from sim.solvers import base
 from sim.state import SimState
 from sim.state_store import StateStore
@@ -69,6 +70,7 @@ class Scene:
         self.sim = SimulatorView(self.solvers)
         self.entities: list = []
         self.cameras: list = []
+        self._sensors = SensorManager(self)
         self.n_envs: int | None = None
         self.env_spacing = (0.0, 0.0)
         self.t = 0
@@ -125,6 +127,15 @@ class Scene:
         self.cameras.append(camera)
         return camera
 
+    def add_sensor(self, sensor_options):
+        """Attach a gs.sensors.IMU / Contact / ContactForce to a rigid link (before build); returns
+        the sensor, read with sensor.read(envs_idx=None). See sim.sensors."""
+        return self._sensors.add(sensor_options)
+
+    def read_sensors(self, envs_idx=None) -> dict:
+        """Every sensor's reading, one tensor per kind keyed by gs.sensors.types.<Name>."""
+        return self._sensors.read_all(envs_idx)
+
     def build(self, n_envs: int = 0, env_spacing=(0.0, 0.0), n_envs_per_row: int | None = None,
               center_envs_at_origin: bool = True, compile_kernels: bool | None = None) -> None:
         """Compile the scene for n_envs environments: 0 unbatched (no env axis), N >= 1 batched.
@@ -144,16 +155,20 @@ class Scene:
         self.envs_offset = _grid_offsets(max(n_envs, 1), self.env_spacing, n_envs_per_row, center_envs_at_origin)
         _warn_uncoupled(self.active_solvers)
         specs = {f"{s.name}.{spec.name}": spec for s in self.active_solvers for spec in s.state_specs()}
+        specs.update(self._sensors.state_specs())
         store = StateStore(specs, self._config.np_float, max(n_envs, 1))
         for solver in self.active_solvers:
             prefix = solver.name + "."
             solver.build(n_envs, max(n_envs, 1),
                          {k[len(prefix):]: f for k, f in store.fields.items() if k.startswith(prefix)})
+        self._sensors.build(store.fields)
         self.n_envs = n_envs
         self._store = store
         description = {"precision": self._config.precision,
                        "sim_options": base.to_plain(self.sim_options),
                        "solvers": {s.name: s.describe() for s in self.active_solvers}}
+        if self._sensors.sensors:
+            description["sensors"] = self._sensors.describe()
         self._meta = checkpoint.make_meta(description, checkpoint.layout(specs, self._config.np_float), n_envs)
         self._init_state = self.get_state()
 
@@ -162,6 +177,7 @@ class Scene:
         require_built(self, "scene.step()")
         for solver in self.active_solvers:
             solver.step()
+        self._sensors.update()
         self.t += 1
 
     # ------------------------------------------------------------------ state

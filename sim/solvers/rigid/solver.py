@@ -39,6 +39,7 @@ class RigidSolver(ExternalForceAPI, Solver):
         self.model = ModelArrays()
         self.data: RigidData | None = None
         self.actuator_maps: list[dict] = []  # per entity: how its MJCF actuators are driven
+        self.after_forward: list = []  # called after each substep's forward pass (sensors snapshot what they read)
 
     # ------------------------------------------------------------------ construction
     def add_entity(self, morph, material):
@@ -165,6 +166,8 @@ class RigidSolver(ExternalForceAPI, Solver):
         d, dt = self.data, self.data.dt
         for _ in range(self.sim_options.substeps):
             self.forward()
+            for hook in self.after_forward:
+                hook()
             self.external.apply()
             collision.detect_contacts(d)
             constraint.solve_constraints(d, dt)

@@ -1,0 +1,1 @@
+"""Genesis's `genesis.vis` import paths (`from sim.vis.camera import Camera`)."""
