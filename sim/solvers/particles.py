@@ -177,7 +177,7 @@ class ParticleBody:
         """`values` broadcast to `shape` (envs, particles[, 3]) as Genesis broadcasts them: trailing
         axes first, then one value per env ((envs, 3) -> (envs, 1, 3)). Finite numbers only."""
         arr = np.asarray(values.detach().cpu() if isinstance(values, torch.Tensor) else values)
-        kind = "b" if dtype == bool else "biuf"
+        kind = "b" if dtype == bool else "iuf"
         if arr.dtype.kind not in kind:
             raise TypeError(f"{name} must be {'booleans' if dtype == bool else 'numbers'}, got dtype {arr.dtype}")
         arr = arr.astype(dtype)
@@ -234,13 +234,6 @@ class ParticleBody:
             scatter(self.solver.state["vel"], *write)
 
 
-@ti.kernel
-def _write_active(active: ti.template(), start: int, mask: ti.types.ndarray(dtype=ti.i32, ndim=1),
-                  envs: ti.types.ndarray(dtype=ti.i32, ndim=1)):
-    for e, i in ti.ndrange(envs.shape[0], mask.shape[0]):
-        active[envs[e], start + i] = mask[i]
-
-
 class ParticleEntity(ParticleBody):
     """A body of MPM or SPH particles, which can be switched on and off per env."""
 
@@ -255,8 +248,7 @@ class ParticleEntity(ParticleBody):
             mask = np.full(self.n_particles, bool(mask))
         elif mask.shape != (self.n_particles,):
             raise ValueError(f"active mask has shape {mask.shape}, expected ({self.n_particles},)")
-        envs = self._envs(envs_idx, "set_active")
-        _write_active(self.solver.active, self.start, mask.astype(np.int32), envs)
+        self.set_particles_active(mask, None, envs_idx)
 
     def set_particles_active(self, actives, particles_idx_local=None, envs_idx=None) -> None:
         """Genesis's per-particle form of set_active: booleans (envs, k) or anything that
