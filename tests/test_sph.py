@@ -320,15 +320,17 @@ def test_liquid_arguments_genesis_names():
 @pytest.fixture(scope="module")
 def three_cubes():
     """Three cubes of 6^3 particles at rest in zero gravity, gamma = 0, 0.01 (Genesis's default)
-    and 0.02, far apart; dt small enough for one substep a step."""
+    and 0.02, and a pair of particles (gamma = 0.01), far apart; dt small enough for one substep
+    a step."""
     scene = gs.Scene(sim_options=gs.options.SimOptions(dt=8e-4, gravity=(0.0, 0.0, 0.0)),
                      sph_options=gs.options.SPHOptions(lower_bound=(-0.5, -0.5, 0.0), upper_bound=(0.5, 0.5, 0.5),
                                                        particle_size=0.02))
     cubes = [scene.add_entity(gs.morphs.Box(pos=(x, 0.0, 0.25), size=(0.12, 0.12, 0.12)),
                               gs.materials.SPH.Liquid(gamma=gamma)) for x, gamma in ((-0.25, 0.0), (0.0, 0.01), (0.25, 0.02))]
+    pair = scene.add_entity(gs.morphs.Box(pos=(0.0, 0.3, 0.25), size=(0.04, 0.02, 0.02)), gs.materials.SPH.Liquid())
     scene.build(n_envs=1)
-    assert scene.solvers[KEY].substeps == 1
-    return scene, cubes
+    assert scene.solvers[KEY].substeps == 1 and pair.n_particles == 2
+    return scene, cubes, pair
 
 
 def genesis_cohesion(pos: np.ndarray, gamma: float, d: float) -> np.ndarray:
@@ -355,7 +357,7 @@ def test_surface_tension_is_genesis_cohesion_and_rounds_a_cube(three_cubes):
     is no pressure). Then, stepping on: the cubes with surface tension round up steadily, about
     twice as fast with twice the gamma, their centres of mass stay put, and the cube without
     surface tension keeps its shape."""
-    scene, cubes = three_cubes
+    scene, cubes, _ = three_cubes
     scene.reset()
     dt = scene.sim_options.dt
     start = [c.get_particles_pos()[0].numpy().astype(np.float64) for c in cubes]
@@ -377,3 +379,21 @@ def test_surface_tension_is_genesis_cohesion_and_rounds_a_cube(three_cubes):
     assert drop[1] > 0.02 and 1.8 < drop[2] / drop[1] < 2.2, f"sphericity drops {drop}"
     for cube, pos in zip(cubes, start):
         np.testing.assert_allclose(cube.get_particles_pos()[0].numpy().mean(0), pos.mean(0), atol=1e-6)
+
+
+@pytest.mark.parametrize("separation", [0.5, 1.5])
+def test_surface_tension_of_a_pair_clamps_the_distance_at_one_spacing(three_cubes, separation):
+    """Two particles alone (far below rest density: no pressure; at rest: no viscosity) attract
+    each other by Genesis's cohesion only: a = gamma W(max(r, d)) r toward each other; closer than
+    one spacing d the kernel is taken at d."""
+    scene, _, pair = three_cubes
+    scene.reset()
+    d, h, gamma = 0.02, 0.04, pair.material.gamma
+    start = np.array([[0.0, 0.3, 0.25], [separation * d, 0.3, 0.25]])
+    pair.set_particles_pos(start)
+    scene.step()
+    from sim.solvers.sph.kernels import cubic_spline
+
+    pull = gamma * cubic_spline(max(separation, 1.0) * d, h) * separation * d
+    acc = pair.get_particles_vel()[0].numpy() / scene.sim_options.dt
+    np.testing.assert_allclose(acc, [[pull, 0.0, 0.0], [-pull, 0.0, 0.0]], rtol=1e-5, atol=1e-6 * pull)
