@@ -6,7 +6,8 @@ A solver takes part when its module (or its package) defines `benchmark_scene(n_
 that many particles. A "particle-step" is one particle advanced by one scene.step() (dt = 0.01 s,
 with the solver's own substeps, listed where the solver has a `substeps` attribute). Runs are multi-threaded (deterministic=False).
 
-    python benchmarks/bench_particles.py [--quick] [--backend cpu|gpu] [--out benchmarks/results/particles.md]
+    python benchmarks/bench_particles.py [--quick] [--backend cpu|gpu] [--solver SPHSolver ...]
+                                         [--out benchmarks/results/particles.md]
 """
 
 import argparse
@@ -75,10 +76,16 @@ def main():
     parser.add_argument("--quick", action="store_true", help="small sizes, short timings")
     parser.add_argument("--backend", choices=("cpu", "gpu"), default="cpu")
     parser.add_argument("--out", default=None, help="write a markdown table here")
+    parser.add_argument("--solver", action="append", default=None,
+                        help="only this solver (e.g. SPHSolver); repeat for several")
     args = parser.parse_args()
     plan = QUICK if args.quick else (GPU_FULL if args.backend == "gpu" else FULL)
     gs.init(backend=args.backend, precision="32", deterministic=False)
     solvers = [cls for _, cls in sorted(registered_solvers().items()) if benchmark_scene_of(cls)]
+    unknown = set(args.solver or ()) - {cls.name for cls in solvers}
+    if unknown:
+        parser.error(f"--solver {sorted(unknown)}: not a benchmarked solver; choose from {[c.name for c in solvers]}")
+    solvers = [cls for cls in solvers if not args.solver or cls.name in args.solver]
     rows, ckpt_rows = [], []
     with tempfile.TemporaryDirectory() as folder:
         for cls in solvers:

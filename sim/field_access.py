@@ -32,9 +32,17 @@ def _gather_vector(f: ti.template(), out: ti.types.ndarray(ndim=3), envs: ti.typ
 
 @ti.kernel
 def _scatter_scalar(f: ti.template(), values: ti.types.ndarray(dtype=ti.f64, ndim=2),
-                    envs: ti.types.ndarray(dtype=ti.i32, ndim=1), cols: ti.types.ndarray(dtype=ti.i32, ndim=1)):
-    for i, c in ti.ndrange(envs.shape[0], cols.shape[0]):
-        f[envs[i], cols[c]] = ti.cast(values[i, c], f.dtype)
+                    envs: ti.types.ndarray(dtype=ti.i32, ndim=1), cols: ti.types.ndarray(dtype=ti.i32, ndim=2)):
+    for i, c in ti.ndrange(cols.shape[0], cols.shape[1]):
+        f[envs[i], cols[i, c]] = ti.cast(values[i, c], f.dtype)
+
+
+@ti.kernel
+def _scatter_vector(f: ti.template(), values: ti.types.ndarray(dtype=ti.f64, ndim=3),
+                    envs: ti.types.ndarray(dtype=ti.i32, ndim=1), cols: ti.types.ndarray(dtype=ti.i32, ndim=2)):
+    for i, c in ti.ndrange(cols.shape[0], cols.shape[1]):
+        for k in ti.static(range(f.n)):
+            f[envs[i], cols[i, c]][k] = ti.cast(values[i, c, k], f.dtype)
 
 
 def _index(arr) -> np.ndarray:
@@ -54,7 +62,12 @@ def gather(field, envs, cols) -> torch.Tensor:
 
 
 def scatter(field, values: np.ndarray, envs, cols) -> None:
-    """field[envs[i], cols[c]] = values[i, c] for a scalar field; values (len(envs), len(cols))."""
+    """field[envs[i], cols[c]] = values[i, c]: values (len(envs), k) for a scalar field,
+    (len(envs), k, n) for a field of n-vectors; cols (k,), the same for every env, or
+    (len(envs), k), one row of columns per env (Genesis's per-env particle indices), without
+    repeats within a row."""
     envs, cols = _index(envs), _index(cols)
-    if len(envs) and len(cols):
-        _scatter_scalar(field, np.ascontiguousarray(values, dtype=np.float64), envs, cols)
+    if len(envs) and cols.size:
+        cols = np.ascontiguousarray(np.broadcast_to(cols, (len(envs), cols.shape[-1])))
+        kernel = _scatter_vector if hasattr(field, "n") else _scatter_scalar
+        kernel(field, np.ascontiguousarray(values, dtype=np.float64), envs, cols)

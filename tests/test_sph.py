@@ -15,12 +15,13 @@ DOMAIN = dict(lower_bound=(-0.5, -0.5, 0.0), upper_bound=(0.5, 0.5, 1.0), partic
 
 
 def two_blocks(n_envs=3, gravity=(0.0, 0.0, -9.81)):
-    """Two liquid blocks (sizes multiples of D, so they start at rest density) in the air."""
+    """Two liquid blocks (sizes multiples of D, so they start at rest density) in the air: `a`
+    with Genesis's default surface tension, `b` lighter and without."""
     scene = gs.Scene(sim_options=gs.options.SimOptions(dt=0.01, gravity=gravity),
                      sph_options=gs.options.SPHOptions(**DOMAIN))
     a = scene.add_entity(gs.morphs.Box(pos=(-0.15, 0.0, 0.6), size=(0.15, 0.15, 0.15)), gs.materials.SPH.Liquid())
     b = scene.add_entity(gs.morphs.Box(pos=(0.15, 0.02, 0.62), size=(0.1, 0.1, 0.1)),
-                         gs.materials.SPH.Liquid(rho=800.0))
+                         gs.materials.SPH.Liquid(rho=800.0, gamma=0.0))
     scene.build(n_envs=n_envs)
     return scene, a, b
 
@@ -43,6 +44,8 @@ def with_velocity(state, entity_vel: dict):
 
 
 def test_free_fall_matches_ballistic_path(falling):
+    """Without surface tension every particle of a falling block follows the parabola; with it,
+    the block's centre of mass does (cohesion is internal: it pulls the corners in)."""
     scene, a, b = falling
     vel = np.array([(0.0, 0.0, 0.0), (0.3, -0.2, 0.5), (-0.1, 0.1, -0.4)])
     scene.reset(with_velocity(scene.get_state(), {a: vel, b: vel}))
@@ -51,8 +54,15 @@ def test_free_fall_matches_ballistic_path(falling):
     t = n_steps * scene.sim_options.dt
     # symplectic Euler lags the parabola by |g| t dt_sub / 2; the rest is float32 rounding
     tolerance = 0.5 * 9.81 * t * dt_sub + 2e-5
-    error = pc.free_fall_error(scene, KEY, n_steps)
+    start = scene.get_state()
+    error = pc.free_fall_error(scene, KEY, n_steps, particles=b.particles)
     assert error < tolerance, f"free fall off by {error:.3g} m (tolerance {tolerance:.3g})"
+    scene.reset(start)
+    error = pc.free_fall_error(scene, KEY, n_steps, particles=a.particles, mean=True)
+    assert error < tolerance, f"the centre of mass is off by {error:.3g} m (tolerance {tolerance:.3g})"
+    scene.reset(start)
+    error = pc.free_fall_error(scene, KEY, n_steps, particles=a.particles)
+    assert error > 3 * tolerance, "surface tension reshapes the block as it falls"
 
 
 def test_mass_is_conserved_through_a_splash(falling):
@@ -183,7 +193,8 @@ def _mpm_and_sph_free_fall_float64():
         assert start[f"{name}.pos"].dtype == np.float64
         scene.reset(start)
         lag = 0.5 * 9.81 * 0.1 * scene.sim_options.dt / scene.solvers[name].substeps
-        result[name] = (pc.free_fall_error(scene, name, 10), lag)
+        # SPH's block has Genesis's default surface tension: its centre of mass falls freely
+        result[name] = (pc.free_fall_error(scene, name, 10, mean=name == KEY), lag)
     return result
 
 
@@ -228,7 +239,8 @@ def test_viscosity_mu_is_the_kinematic_viscosity_of_navier_stokes():
     """Two liquid blocks sheared as v_x = U sin(k z), in zero gravity, one with 10x the mu of the
     other. One substep in, the interior's acceleration is nu * laplacian(v) = -mu k^2 v (the
     analytic answer, to 3 %); 50 substeps on, the more viscous block has lost more of its
-    kinetic energy, and neither has decayed faster than exp(-mu k^2 t) allows."""
+    kinetic energy, and neither has decayed faster than exp(-mu k^2 t) allows. Without surface
+    tension, which would add its own motion at the blocks' faces."""
     D, U, DT, size = 0.01, 0.05, 2e-4, np.array([0.08, 0.08, 0.24])
     k = 2 * np.pi / size[2]
     scene = gs.Scene(sim_options=gs.options.SimOptions(dt=DT, gravity=(0.0, 0.0, 0.0)),
@@ -236,7 +248,7 @@ def test_viscosity_mu_is_the_kinematic_viscosity_of_navier_stokes():
                                                        particle_size=D))
     mus = (0.005, 0.05)
     bodies = [scene.add_entity(gs.morphs.Box(pos=(0.0, y, 0.25), size=tuple(size)),
-                               gs.materials.SPH.Liquid(mu=mu, viscosity=0.0)) for y, mu in zip((-0.1, 0.1), mus)]
+                               gs.materials.SPH.Liquid(mu=mu, viscosity=0.0, gamma=0.0)) for y, mu in zip((-0.1, 0.1), mus)]
     scene.build(n_envs=1)
     assert scene.solvers[KEY].substeps == 1
     start = scene.get_state()
@@ -291,8 +303,9 @@ def test_particle_getters_and_closest_particle(falling):
 def test_liquid_arguments_genesis_names():
     liquid = gs.materials.SPH.Liquid(mu=0.1, sampler="random", gamma=0.0)
     assert liquid.mu == 0.1 and liquid.sampler == "random"
+    assert gs.materials.SPH.Liquid().gamma == 0.01, "Genesis's default surface tension"
     for bad, needle in ((dict(sampler="pbs"), "physics-based sampler"), (dict(sampler="grid"), "sampler must be"),
-                        (dict(gamma=0.01), "surface tension"), (dict(mu=-1.0), "mu")):
+                        (dict(gamma=-0.01), "gamma"), (dict(gamma=float("nan")), "gamma"), (dict(mu=-1.0), "mu")):
         with pytest.raises(ValueError, match=needle):
             gs.materials.SPH.Liquid(**bad)
     from sim.solvers.particles import sample_morph
@@ -302,3 +315,85 @@ def test_liquid_arguments_genesis_names():
     again, _ = sample_morph(box, 0.01, "random")
     assert len(points) == 2000 and np.isclose(len(points) * volume, 0.002) and np.array_equal(points, again)
     assert (np.abs(points - box.pos) <= np.array(box.size) / 2).all()
+
+
+@pytest.fixture(scope="module")
+def three_cubes():
+    """Three cubes of 6^3 particles at rest in zero gravity, gamma = 0, 0.01 (Genesis's default)
+    and 0.02, and a pair of particles (gamma = 0.01), far apart; dt small enough for one substep
+    a step."""
+    scene = gs.Scene(sim_options=gs.options.SimOptions(dt=8e-4, gravity=(0.0, 0.0, 0.0)),
+                     sph_options=gs.options.SPHOptions(lower_bound=(-0.5, -0.5, 0.0), upper_bound=(0.5, 0.5, 0.5),
+                                                       particle_size=0.02))
+    cubes = [scene.add_entity(gs.morphs.Box(pos=(x, 0.0, 0.25), size=(0.12, 0.12, 0.12)),
+                              gs.materials.SPH.Liquid(gamma=gamma)) for x, gamma in ((-0.25, 0.0), (0.0, 0.01), (0.25, 0.02))]
+    pair = scene.add_entity(gs.morphs.Box(pos=(0.0, 0.3, 0.25), size=(0.04, 0.02, 0.02)), gs.materials.SPH.Liquid())
+    scene.build(n_envs=1)
+    assert scene.solvers[KEY].substeps == 1 and pair.n_particles == 2
+    return scene, cubes, pair
+
+
+def genesis_cohesion(pos: np.ndarray, gamma: float, d: float) -> np.ndarray:
+    """Genesis's surface tension acceleration for particles of one mass, written from its
+    definition: a_i = -gamma sum_j W(max(|x_ij|, d), 2d) x_ij over the neighbours within 2d."""
+    from sim.solvers.sph.kernels import cubic_spline
+
+    x = pos[:, None, :] - pos[None, :, :]
+    r = np.linalg.norm(x, axis=-1)
+    w = np.where(r < 2 * d, cubic_spline(np.maximum(r, d), 2 * d), 0.0)
+    return -gamma * np.einsum("ij,ijk->ik", w, x)
+
+
+def sphericity(pos: np.ndarray) -> float:
+    """Largest over root-mean-square distance from the centroid: 1.46 for the 6^3 lattice cube,
+    smaller the rounder the body (1.29 for a solid ball)."""
+    r = np.linalg.norm(pos - pos.mean(0), axis=1)
+    return float(r.max() / np.sqrt((r * r).mean()))
+
+
+def test_surface_tension_is_genesis_cohesion_and_rounds_a_cube(three_cubes):
+    """One substep in, each cube's acceleration is Genesis's cohesion term (computed here in
+    numpy), linear in gamma and zero for gamma = 0 (the lattice starts at rest density, so there
+    is no pressure). Then, stepping on: the cubes with surface tension round up steadily, about
+    twice as fast with twice the gamma, their centres of mass stay put, and the cube without
+    surface tension keeps its shape."""
+    scene, cubes, _ = three_cubes
+    scene.reset()
+    dt = scene.sim_options.dt
+    start = [c.get_particles_pos()[0].numpy().astype(np.float64) for c in cubes]
+    scene.step()
+    # float32 rounding of the rest density leaves ~0.1 Pa of pressure: ~3e-3 m/s^2 here
+    tolerance = 2e-3 * np.abs(genesis_cohesion(start[1], 0.01, 0.02)).max()
+    for cube, pos in zip(cubes, start):
+        error = np.abs(cube.get_particles_vel()[0].numpy() / dt - genesis_cohesion(pos, cube.material.gamma, 0.02))
+        assert error.max() < tolerance, f"gamma = {cube.material.gamma}: off Genesis's term by {error.max():.3g} m/s^2"
+    shapes = [[sphericity(p) for p in start]]
+    for _ in range(5):
+        for _ in range(20):
+            scene.step()
+        shapes.append([sphericity(c.get_particles_pos()[0].numpy().astype(np.float64)) for c in cubes])
+    shapes = np.array(shapes)  # (checkpoint, cube)
+    assert np.abs(shapes[:, 0] - shapes[0, 0]).max() < 1e-4, f"gamma = 0 changed the cube: {shapes[:, 0]}"
+    assert (np.diff(shapes[:, 1:], axis=0) < 0).all(), f"not rounding up steadily: {shapes}"
+    drop = shapes[0] - shapes[-1]
+    assert drop[1] > 0.02 and 1.8 < drop[2] / drop[1] < 2.2, f"sphericity drops {drop}"
+    for cube, pos in zip(cubes, start):
+        np.testing.assert_allclose(cube.get_particles_pos()[0].numpy().mean(0), pos.mean(0), atol=1e-6)
+
+
+@pytest.mark.parametrize("separation", [0.5, 1.5])
+def test_surface_tension_of_a_pair_clamps_the_distance_at_one_spacing(three_cubes, separation):
+    """Two particles alone (far below rest density: no pressure; at rest: no viscosity) attract
+    each other by Genesis's cohesion only: a = gamma W(max(r, d)) r toward each other; closer than
+    one spacing d the kernel is taken at d."""
+    scene, _, pair = three_cubes
+    scene.reset()
+    d, h, gamma = 0.02, 0.04, pair.material.gamma
+    start = np.array([[0.0, 0.3, 0.25], [separation * d, 0.3, 0.25]])
+    pair.set_particles_pos(start)
+    scene.step()
+    from sim.solvers.sph.kernels import cubic_spline
+
+    pull = gamma * cubic_spline(max(separation, 1.0) * d, h) * separation * d
+    acc = pair.get_particles_vel()[0].numpy() / scene.sim_options.dt
+    np.testing.assert_allclose(acc, [[pull, 0.0, 0.0], [-pull, 0.0, 0.0]], rtol=1e-5, atol=1e-6 * pull)

@@ -1,5 +1,6 @@
 """SPH: a block of water dropped into a box, Genesis-style (gs.materials.SPH.Liquid on a Box
-morph), drawn by a camera into a video if asked.
+morph, with Genesis's viscosity mu and surface tension gamma), drawn by a camera into a video if
+asked.
 
     python examples/genesis/sph_liquid.py [--steps 200] [--video sph.mp4]
 """
@@ -17,7 +18,7 @@ def main(steps: int = 200, video: str | None = None, particle_size: float = 0.02
                      vis_options=gs.options.VisOptions(visualize_sph_boundary=True), show_viewer=False)
     scene.add_entity(gs.morphs.Plane())
     water = scene.add_entity(gs.morphs.Box(pos=(0.0, 0.0, 0.65), size=(0.3, 0.3, 0.3)),
-                             material=gs.materials.SPH.Liquid(mu=0.005, sampler="regular"),
+                             material=gs.materials.SPH.Liquid(mu=0.005, gamma=0.01, sampler="regular"),
                              surface=gs.surfaces.Water(color=(0.4, 0.8, 1.0)))
     cam = scene.add_camera(res=(320, 240), pos=(1.6, 1.2, 1.2), lookat=(0.0, 0.0, 0.3), fov=40)
     scene.build()

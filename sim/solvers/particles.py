@@ -1,10 +1,12 @@
 """What every particle-based solver (MPM, SPH, PBD, FEM) shares: filling a morph with particles,
 the static planes of a scene, and the entity base whose particles are rows
 [start, start + n_particles) of its solver's (batch, n) state fields, with Genesis's particle
-reads (`get_particles_pos`, `get_particles_vel`, `find_closest_particle`).
+reads and writes (`get/set_particles_pos`, `get/set_particles_vel`, `find_closest_particle`;
+MPM and SPH also `get/set_particles_active`).
 
 Reads go through one gather kernel (sim.field_access) of only this entity's rows and the envs
-asked for; they return torch tensors on gs.device.
+asked for, and return torch tensors on gs.device; writes are validated whole (shapes, indices,
+finite values, envs_idx) before one scatter kernel writes only the asked (env, particle) entries.
 """
 
 import numpy as np
@@ -13,7 +15,7 @@ import torch
 
 from sim import morphs, runtime
 from sim.envs_idx import normalize_envs_idx
-from sim.field_access import gather
+from sim.field_access import gather, scatter
 from sim.utils.geom import transform_by_trans_quat
 from sim.validate import require_built
 
@@ -147,12 +149,89 @@ class ParticleBody:
         closest = torch.linalg.vector_norm(points - target.reshape(-1, 1, 3), dim=-1).argmin(-1).to(torch.int32)
         return closest[0] if self.solver.scene.n_envs == 0 else closest
 
+    # ------------------------------------------------------------------ writes (Genesis's setters)
+    def _columns(self, particles_idx_local, n_envs: int) -> np.ndarray:
+        """Solver columns of entity-local particle indices: (k,) for every env, or (n_envs, k)
+        one row per env, as Genesis takes them (None: all particles)."""
+        n = self.n_particles
+        if particles_idx_local is None:
+            return np.arange(self.start, self.start + n, dtype=np.int32)
+        arr = np.asarray(particles_idx_local.detach().cpu() if isinstance(particles_idx_local, torch.Tensor)
+                         else particles_idx_local)
+        if arr.size == 0:
+            return np.zeros((0,), np.int32)
+        if arr.dtype == bool or not np.issubdtype(arr.dtype, np.integer):
+            raise TypeError(f"particles_idx_local must hold integers, got dtype {arr.dtype}")
+        if arr.ndim not in (1, 2) or (arr.ndim == 2 and arr.shape[0] != n_envs):
+            raise ValueError(f"particles_idx_local must be (k,) or one row per env ({n_envs}, k), "
+                             f"got shape {arr.shape}")
+        if arr.min() < 0 or arr.max() >= n:
+            raise ValueError(f"particles_idx_local holds {int(arr.min())}..{int(arr.max())}, out of range 0..{n - 1}")
+        rows = np.sort(arr.reshape(-1, arr.shape[-1]), axis=1)
+        if (rows[:, 1:] == rows[:, :-1]).any():
+            raise ValueError("particles_idx_local holds duplicates (an env's particle can take one value)")
+        return (arr + self.start).astype(np.int32)
 
-@ti.kernel
-def _write_active(active: ti.template(), start: int, mask: ti.types.ndarray(dtype=ti.i32, ndim=1),
-                  envs: ti.types.ndarray(dtype=ti.i32, ndim=1)):
-    for e, i in ti.ndrange(envs.shape[0], mask.shape[0]):
-        active[envs[e], start + i] = mask[i]
+    @staticmethod
+    def _values(name: str, values, shape: tuple, dtype=np.float64) -> np.ndarray:
+        """`values` broadcast to `shape` (envs, particles[, 3]) as Genesis broadcasts them: trailing
+        axes first, then one value per env ((envs, 3) -> (envs, 1, 3)). Finite numbers only."""
+        arr = np.asarray(values.detach().cpu() if isinstance(values, torch.Tensor) else values)
+        kind = "b" if dtype == bool else "iuf"
+        if arr.dtype.kind not in kind:
+            raise TypeError(f"{name} must be {'booleans' if dtype == bool else 'numbers'}, got dtype {arr.dtype}")
+        arr = arr.astype(dtype)
+        if dtype != bool and not np.isfinite(arr).all():
+            raise ValueError(f"{name} holds NaN or infinite values")
+        try:
+            return np.broadcast_to(arr, shape)
+        except ValueError:
+            pass
+        per_env = arr.shape[:1] + (1,) + arr.shape[1:]
+        if 0 < arr.ndim < len(shape) and arr.shape[0] == shape[0]:
+            try:
+                return np.broadcast_to(arr.reshape(per_env), shape)
+            except ValueError:
+                pass
+        axes = "(envs, particles, 3)" if len(shape) == 3 else "(envs, particles)"
+        raise ValueError(f"{name} has shape {arr.shape}, expected {shape} {axes} or a shape that broadcasts to it")
+
+    def _prepare(self, name: str, values, particles_idx_local, envs_idx, dtype=np.float64):
+        """Validated (values, envs, columns) of a write, or None when it selects nothing."""
+        envs = self._envs(envs_idx, f"set_particles_{name}")
+        cols = self._columns(particles_idx_local, len(envs))
+        shape = (len(envs), cols.shape[-1]) + ((3,) if dtype != bool else ())
+        values = self._values(f"set_particles_{name}: {name}", values, shape, dtype)
+        return (values, envs, cols) if len(envs) and cols.size else None
+
+    def set_particles_pos(self, poss, particles_idx_local=None, envs_idx=None) -> None:
+        """Move particles (entity-local `particles_idx_local`, all when None) in the envs asked for
+        to `poss` ((envs, k, 3) or anything that broadcasts to it). As in Genesis, a moved particle
+        starts again from rest: its velocity is zeroed (and for MPM its deformation: F = I, C = 0,
+        Jp = 1). Positions must lie inside the solver's domain, if it has one."""
+        self._write_pos(poss, particles_idx_local, envs_idx, restart=True)
+
+    def _write_pos(self, poss, particles_idx_local, envs_idx, restart: bool) -> None:
+        write = self._prepare("pos", poss, particles_idx_local, envs_idx)
+        options = self.solver.options
+        if write is not None and hasattr(options, "lower_bound"):
+            check_inside(write[0].reshape(-1, 3), options.lower_bound, options.upper_bound, "set_particles_pos: poss")
+        if write is not None:
+            scatter(self.solver.state["pos"], *write)
+            if restart:
+                self._restart(write[1], write[2])
+
+    def _restart(self, envs: np.ndarray, cols: np.ndarray) -> None:
+        """What a position write resets besides the position: the velocity."""
+        zeros = np.zeros((len(envs), cols.shape[-1], 3))
+        scatter(self.solver.state["vel"], zeros, envs, cols)
+
+    def set_particles_vel(self, vels, particles_idx_local=None, envs_idx=None) -> None:
+        """Set the velocity of particles (entity-local `particles_idx_local`, all when None) in
+        the envs asked for to `vels` ((envs, k, 3) or anything that broadcasts to it)."""
+        write = self._prepare("vel", vels, particles_idx_local, envs_idx)
+        if write is not None:
+            scatter(self.solver.state["vel"], *write)
 
 
 class ParticleEntity(ParticleBody):
@@ -169,5 +248,15 @@ class ParticleEntity(ParticleBody):
             mask = np.full(self.n_particles, bool(mask))
         elif mask.shape != (self.n_particles,):
             raise ValueError(f"active mask has shape {mask.shape}, expected ({self.n_particles},)")
-        envs = self._envs(envs_idx, "set_active")
-        _write_active(self.solver.active, self.start, mask.astype(np.int32), envs)
+        self.set_particles_active(mask, None, envs_idx)
+
+    def set_particles_active(self, actives, particles_idx_local=None, envs_idx=None) -> None:
+        """Genesis's per-particle form of set_active: booleans (envs, k) or anything that
+        broadcasts to it, for entity-local `particles_idx_local` (all when None)."""
+        write = self._prepare("active", actives, particles_idx_local, envs_idx, dtype=bool)
+        if write is not None:
+            scatter(self.solver.active, write[0].astype(np.float64), write[1], write[2])
+
+    def get_particles_active(self, envs_idx=None) -> torch.Tensor:
+        """Particle activity: a bool tensor (len(envs), n_particles), or (n_particles,) unbatched."""
+        return self._read("active", envs_idx).bool()

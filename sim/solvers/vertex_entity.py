@@ -4,6 +4,8 @@ Genesis's particle reads), with validated per-env edits of those fields.
 
 Edits go through one small kernel each, touching only the selected (env, vertex) entries,
 so they cost O(len(envs_idx) * len(vertices)) and leave every other env bit-identical.
+Genesis's whole-entity FEM writes (`set_position`, `set_velocity`) go through the particle
+writes of ParticleBody.
 """
 
 import numpy as np
@@ -16,13 +18,6 @@ from sim.solvers.particles import ParticleBody
 @ti.kernel
 def _fill_int(field: ti.template(), envs: ti.types.ndarray(dtype=ti.i32, ndim=1),
               ids: ti.types.ndarray(dtype=ti.i32, ndim=1), value: ti.i32):
-    for e, k in ti.ndrange(envs.shape[0], ids.shape[0]):
-        field[envs[e], ids[k]] = value
-
-
-@ti.kernel
-def _fill_vec3(field: ti.template(), envs: ti.types.ndarray(dtype=ti.i32, ndim=1),
-               ids: ti.types.ndarray(dtype=ti.i32, ndim=1), value: ti.types.vector(3, float)):
     for e, k in ti.ndrange(envs.shape[0], ids.shape[0]):
         field[envs[e], ids[k]] = value
 
@@ -74,13 +69,21 @@ class VertexEntity(ParticleBody):
         _fill_int(self.solver.state[field_name], envs, ids, int(bool(value)))
 
     def set_velocity(self, vel, envs_idx=None) -> None:
-        """Give every vertex of this entity velocity `vel` (3,) in the selected envs."""
-        vel = np.asarray(vel, dtype=np.float64)
-        if vel.shape != (3,) or not np.all(np.isfinite(vel)):
-            raise ValueError(f"vel must be 3 finite numbers, got {vel!r}")
-        ids = self._vertex_ids(None)
-        envs = self._envs(envs_idx, "set_velocity")
-        _fill_vec3(self.solver.state["vel"], envs, ids, ti.Vector(vel.tolist()))
+        """Genesis's FEM set_velocity: one velocity (3,) for every vertex, one per vertex
+        (n_vertices, 3), one per env (envs, 3) or (envs, n_vertices, 3), in the envs asked for."""
+        self.set_particles_vel(vel, None, envs_idx)
+
+    def set_position(self, pos, envs_idx=None) -> None:
+        """Genesis's FEM set_position: (3,) or one per env (envs, 3) places the entity's vertex
+        centroid there in its build-time shape; (n_vertices, 3) or (envs, n_vertices, 3) gives
+        every vertex. Velocities are kept (as in Genesis; set_particles_pos zeroes them)."""
+        arr = np.asarray(pos.detach().cpu() if isinstance(pos, torch.Tensor) else pos)
+        n_envs = len(self._envs(envs_idx, "set_position"))
+        if arr.shape == (3,) or (arr.shape == (n_envs, 3) and arr.shape != (self.n_vertices, 3)):
+            if arr.dtype.kind not in "iuf":
+                raise TypeError(f"set_position: pos must be numbers, got dtype {arr.dtype}")
+            arr = (self.rest_pos - self.rest_pos.mean(0)) + arr.astype(np.float64)[..., None, :]
+        self._write_pos(arr, None, envs_idx, restart=False)
 
     # ------------------------------------------------------------------ Genesis's pinning calls
     def fix_particles(self, particles_idx_local, envs_idx=None) -> None:

@@ -25,7 +25,8 @@ import taichi as ti
 
 from sim import runtime
 from sim.solvers.base import FLOAT, FieldSpec, Solver, register_solver
-from sim.solvers.particles import ParticleEntity, check_inside, check_sampler, contact_planes, sample_morph
+from sim.solvers.mpm.entity import MPMEntity
+from sim.solvers.particles import check_inside, check_sampler, contact_planes, sample_morph
 from sim.validate import domain_bounds
 
 PAD_CELLS = 3  # grid nodes outside the domain on each side; they hold the walls
@@ -236,7 +237,7 @@ class MPMSolver(Solver):
         opts = self.options
         check_inside(points, opts.lower_bound, opts.upper_bound,
                      f"MPM entity {len(self.entities)} ({type(morph).__name__})")
-        entity = ParticleEntity(self, morph, material, self.n_particles, len(points))
+        entity = MPMEntity(self, morph, material, self.n_particles, len(points))
         self.entities.append(entity)
         self._samples.append((points, volume))
         return entity

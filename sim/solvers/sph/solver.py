@@ -3,15 +3,16 @@
 Per substep, one kernel launch runs every stage for all envs: bin active particles into a
 uniform grid of cells one support radius wide (a counting sort per env, each cell's list
 sorted by particle index so sums never depend on thread order), density by summation, Tait
-pressure, pressure, viscosity (Genesis's `mu`) and artificial-viscosity forces (pairwise
-antisymmetric, so momentum is conserved), then symplectic Euler with the domain walls and the scene's static planes.
+pressure, pressure, viscosity (Genesis's `mu`), surface tension (Genesis's `gamma`, sph/tension.py) and
+artificial-viscosity forces (each pairwise antisymmetric, so momentum is conserved), then
+symplectic Euler with the domain walls and the scene's static planes.
 
 Determinism: no float is ever summed atomically (cell counts are integers, each cell's list
 is sorted, density and force are gathers), so on the CPU a trajectory repeats bit for bit with
 or without deterministic mode, and envs never affect each other's bits.
 
-The file is a little over 350 lines because the material, its lattice calibrations (mass,
-viscosity) and the one kernel that uses them are one idea, kept in one place.
+The smoothing kernel lives in sph/kernels.py and the surface tension term in sph/tension.py;
+the material, its lattice calibrations (mass, viscosity) and the one step kernel stay here.
 """
 
 from dataclasses import dataclass
@@ -21,6 +22,8 @@ import taichi as ti
 
 from sim.solvers.base import FLOAT, FieldSpec, Solver, register_solver
 from sim.solvers.particles import ParticleEntity, check_inside, check_sampler, contact_planes, sample_morph
+from sim.solvers.sph import tension
+from sim.solvers.sph.kernels import cubic_spline, spline_dw, spline_w
 from sim.validate import check_number, domain_bounds
 
 SUPPORT = 2.0  # kernel support radius in particle spacings (about 32 neighbours on a lattice)
@@ -71,14 +74,15 @@ class Liquid:
     particle lattice it gives nu * laplacian(v) (Genesis leaves it unscaled: its liquids act
     about 0.7 times as viscous as their mu);
     viscosity (ours, not Genesis's): Monaghan's artificial viscosity alpha, on approach only,
-    which damps the pressure waves of weak compressibility. sampler: how a morph is filled
-    (sim.solvers.particles.SAMPLERS). gamma (surface tension) is not implemented: only 0."""
+    which damps the pressure waves of weak compressibility; gamma: surface tension (m^3/s^2),
+    Genesis's cohesion term and default (sim/solvers/sph/tension.py). sampler: how a morph is
+    filled (sim.solvers.particles.SAMPLERS)."""
 
     rho: float = 1000.0
     stiffness: float = 50000.0
     exponent: float = 7.0
     mu: float = 0.005
-    gamma: float = 0.0
+    gamma: float = 0.01
     sampler: str = "regular"
     viscosity: float = 0.05
 
@@ -88,20 +92,11 @@ class Liquid:
                 raise ValueError(f"SPH.Liquid.{name} must be positive, got {getattr(self, name)}")
         check_number("SPH.Liquid.mu", self.mu, 0.0)
         check_number("SPH.Liquid.viscosity", self.viscosity, 0.0)
-        if self.gamma != 0:
-            raise ValueError(f"SPH.Liquid(gamma={self.gamma!r}) is not supported: surface tension is not "
-                             f"implemented here; pass gamma=0")
+        check_number("SPH.Liquid.gamma", self.gamma, 0.0)
         check_sampler("SPH.Liquid", self.sampler)
 
     def sound_speed(self) -> float:
         return float(np.sqrt(self.stiffness * self.exponent / self.rho))
-
-
-def cubic_spline(r, h):
-    """The cubic spline kernel with support radius h (numpy; the Taichi twin is _kernel_w)."""
-    q = np.asarray(r) / h
-    sigma = 8.0 / (np.pi * h ** 3)
-    return sigma * np.where(q <= 0.5, 6 * q ** 3 - 6 * q ** 2 + 1, np.where(q <= 1, 2 * (1 - q) ** 3, 0.0))
 
 
 def _lattice_offsets(spacing: float) -> np.ndarray:
@@ -161,7 +156,9 @@ class SPHSolver(Solver):
         needed = int(np.ceil(self.sim_options.dt * speed / (0.4 * h)))
         mu = max(e.material.mu for e in self.entities) * viscosity_scale()
         viscous = int(np.ceil(self.sim_options.dt * mu / (VISCOUS_DT * h * h)))
-        return max(self.sim_options.substeps, needed, viscous)
+        cohesive = tension.substeps_needed(max(e.material.gamma for e in self.entities), h,
+                                           len(_lattice_offsets(1.0)) - 1, self.sim_options.dt)
+        return max(self.sim_options.substeps, needed, viscous, cohesive)
 
     def add_entity(self, morph, material):
         if not isinstance(material, Liquid):
@@ -193,15 +190,16 @@ class SPHSolver(Solver):
         self.cell_count, self.cell_start = ti.field(ti.i32, shape=(batch, n_cells)), ti.field(ti.i32, shape=(batch, n_cells))
         self.cell_fill = ti.field(ti.i32, shape=(batch, n_cells))
         self.sorted_ids = ti.field(ti.i32, shape=(batch, max(n, 1)))
-        self.p_mass, self.rho0, self.stiffness, self.exponent, self.alpha, self.sound, self.mu = (
-            ti.field(fdtype, shape=n) for _ in range(7))
+        self.p_mass, self.rho0, self.stiffness, self.exponent, self.alpha, self.sound, self.mu, self.gamma = (
+            ti.field(fdtype, shape=n) for _ in range(8))
         d = self.options.particle_size
-        columns = {name: [] for name in ("p_mass", "rho0", "stiffness", "exponent", "alpha", "sound", "mu")}
+        columns = {name: [] for name in ("p_mass", "rho0", "stiffness", "exponent", "alpha", "sound", "mu", "gamma")}
         for e, points, volume in zip(self.entities, self._points, self._volumes):
             m = e.material
             # a lattice particle's mass, scaled by the volume a particle stands for (d^3 on the lattice)
             values = dict(p_mass=lattice_mass(m.rho, d) * volume / d ** 3, rho0=m.rho, stiffness=m.stiffness,
-                          exponent=m.exponent, alpha=m.viscosity, sound=m.sound_speed(), mu=m.mu * viscosity_scale())
+                          exponent=m.exponent, alpha=m.viscosity, sound=m.sound_speed(), mu=m.mu * viscosity_scale(),
+                          gamma=m.gamma)
             for name, value in values.items():
                 columns[name].append(np.full(len(points), value))
         for name, values in columns.items():
@@ -219,30 +217,7 @@ class SPHSolver(Solver):
         for _ in range(n_sub):
             self._substep(self.sim_options.dt / n_sub, ti.Vector(self.sim_options.gravity),
                           ti.Vector(o.lower_bound), ti.Vector(o.upper_bound), ti.Vector(o.cell_res),
-                          o.support_radius, self.n_planes)
-
-    @ti.func
-    def _kernel_w(self, r, h):
-        q = r / h
-        sigma = 8.0 / (ti.math.pi * h ** 3)
-        w = 0.0
-        if q <= 0.5:
-            w = sigma * (6.0 * q ** 3 - 6.0 * q ** 2 + 1.0)
-        elif q <= 1.0:
-            w = sigma * 2.0 * (1.0 - q) ** 3
-        return w
-
-    @ti.func
-    def _kernel_dw(self, r, h):
-        """dW/dr."""
-        q = r / h
-        sigma = 8.0 / (ti.math.pi * h ** 3)
-        dw = 0.0
-        if q <= 0.5:
-            dw = sigma / h * (18.0 * q ** 2 - 12.0 * q)
-        elif q <= 1.0:
-            dw = -sigma / h * 6.0 * (1.0 - q) ** 2
-        return dw
+                          o.support_radius, o.particle_size, self.n_planes)
 
     @ti.func
     def _cell(self, x, lower, res: ti.template(), h):
@@ -256,7 +231,8 @@ class SPHSolver(Solver):
 
     @ti.kernel
     def _substep(self, dt: float, g: ti.types.vector(3, float), lower: ti.types.vector(3, float),
-                 upper: ti.types.vector(3, float), res: ti.types.vector(3, ti.i32), h: float, n_planes: int):
+                 upper: ti.types.vector(3, float), res: ti.types.vector(3, ti.i32), h: float, spacing: float,
+                 n_planes: int):
         # --- neighbour grid: counting sort of active particles into cells, per env
         for b, c in self.cell_count:
             self.cell_count[b, c] = 0
@@ -298,7 +274,7 @@ class SPHSolver(Solver):
                             j = self.sorted_ids[b, s]
                             r2 = (xi - self.pos[b, j]).norm_sqr()
                             if r2 < h * h:
-                                rho += self.p_mass[j] * self._kernel_w(ti.sqrt(r2), h)
+                                rho += self.p_mass[j] * spline_w(ti.sqrt(r2), h)
                 self.density[b, i] = rho
                 ratio = rho / self.rho0[i]
                 self.pressure[b, i] = ti.max(0.0, self.stiffness[i] * (ti.pow(ratio, self.exponent[i]) - 1.0))
@@ -321,7 +297,7 @@ class SPHSolver(Solver):
                             if j != i and r2 > 0 and r2 < h * h:
                                 r = ti.sqrt(r2)
                                 rho_j = self.density[b, j]
-                                grad = self._kernel_dw(r, h) / r * xij
+                                grad = spline_dw(r, h) / r * xij
                                 vx = (vi - self.vel[b, j]).dot(xij)
                                 visc = 0.0
                                 if vx < 0:
@@ -332,6 +308,8 @@ class SPHSolver(Solver):
                                 rho_ij = 0.5 * (rho_i + rho_j)  # Genesis's viscosity (see Liquid)
                                 acc += 5.0 * (self.mu[i] + self.mu[j]) * self.p_mass[j] / rho_ij * vx \
                                     / (r2 + 0.01 * h * h) * grad
+                                acc += tension.cohesion(xij, r, h, spacing, self.gamma[i], self.gamma[j],
+                                                        self.p_mass[i], self.p_mass[j])
                 self.acc[b, i] = acc
         # --- integrate, then walls and planes
         for b, i in self.pos:
