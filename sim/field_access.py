@@ -37,6 +37,14 @@ def _scatter_scalar(f: ti.template(), values: ti.types.ndarray(dtype=ti.f64, ndi
         f[envs[i], cols[c]] = ti.cast(values[i, c], f.dtype)
 
 
+@ti.kernel
+def _scatter_vector(f: ti.template(), values: ti.types.ndarray(dtype=ti.f64, ndim=3),
+                    envs: ti.types.ndarray(dtype=ti.i32, ndim=1), cols: ti.types.ndarray(dtype=ti.i32, ndim=1)):
+    for i, c in ti.ndrange(envs.shape[0], cols.shape[0]):
+        for k in ti.static(range(f.n)):
+            f[envs[i], cols[c]][k] = ti.cast(values[i, c, k], f.dtype)
+
+
 def _index(arr) -> np.ndarray:
     return np.ascontiguousarray(arr, dtype=np.int32)
 
@@ -54,7 +62,9 @@ def gather(field, envs, cols) -> torch.Tensor:
 
 
 def scatter(field, values: np.ndarray, envs, cols) -> None:
-    """field[envs[i], cols[c]] = values[i, c] for a scalar field; values (len(envs), len(cols))."""
+    """field[envs[i], cols[c]] = values[i, c]: values (len(envs), len(cols)) for a scalar field,
+    (len(envs), len(cols), n) for a field of n-vectors."""
     envs, cols = _index(envs), _index(cols)
     if len(envs) and len(cols):
-        _scatter_scalar(field, np.ascontiguousarray(values, dtype=np.float64), envs, cols)
+        kernel = _scatter_vector if hasattr(field, "n") else _scatter_scalar
+        kernel(field, np.ascontiguousarray(values, dtype=np.float64), envs, cols)

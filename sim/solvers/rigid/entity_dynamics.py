@@ -1,5 +1,6 @@
 """The entity calls about forces: force ranges, the control force the controllers produce, and
-domain randomisation of model parameters (refused: they are shared by all envs here).
+Genesis's per-env domain randomisation of link masses, centres of mass and friction (the
+fields and how kernels use them: params.py).
 
 Model constants (force limits, damping, stiffness) are read once per entity and kept on the
 torch device; `set_dofs_force_range` writes both the solver's fields and that copy. They are
@@ -89,15 +90,76 @@ class EntityDynamics:
         return torch.clamp(ctrl, consts["force_lo"], consts["force_hi"])
 
     # ------------------------------------------------------------------ domain randomisation
-    def _refuse_randomisation(self, what):
-        raise NotImplementedError(f"{what}: link masses, centres of mass and friction are model constants shared "
-                                  f"by every env in this solver, so per-env randomisation is not supported yet")
+    def set_friction_ratio(self, friction_ratio, links_idx_local=None, envs_idx=None) -> None:
+        """Scale the friction of every geom of these links, per env: friction_ratio (len(envs),
+        len(links)) or (len(links),) for all asked envs. A contact takes the larger of its two
+        geoms' scaled friction (see params.py). Ratios must be >= 0."""
+        envs, unbatched = self._scene_envs(envs_idx)
+        links = self._local(links_idx_local, self.n_links, "links_idx_local")
+        ratio = self._values(friction_ratio, len(envs), len(links), unbatched, "friction_ratio")
+        if np.any(ratio < 0):
+            bad = np.argwhere(ratio < 0)[0]
+            raise ValueError(f"set_friction_ratio: friction_ratio {ratio[tuple(bad)]} < 0 for link "
+                             f"{self.links[links[bad[1]]].name!r} in env {int(envs[bad[0]])}")
+        geoms_of = self._link_geoms()
+        cols = np.concatenate([geoms_of[k] for k in links] + [np.zeros(0, np.int32)])
+        values = np.concatenate([np.repeat(ratio[:, [i]], len(geoms_of[k]), axis=1) for i, k in enumerate(links)]
+                                + [np.zeros((len(envs), 0))], axis=1)
+        self._write("geoms_friction_ratio", values, envs, cols)
 
-    def set_friction_ratio(self, friction_ratio, links_idx_local=None, envs_idx=None):
-        self._refuse_randomisation("set_friction_ratio")
+    def set_mass_shift(self, mass_shift, links_idx_local=None, envs_idx=None) -> None:
+        """Each link's mass becomes its model mass + mass_shift (kg), per env: (len(envs),
+        len(links)) or (len(links),). The inertia tensor about the centre of mass is kept, as
+        in Genesis. A mass that would be <= 0 is refused (a zero shift is always allowed)."""
+        envs, unbatched = self._scene_envs(envs_idx)
+        links = self._local(links_idx_local, self.n_links, "links_idx_local")
+        shift = self._values(mass_shift, len(envs), len(links), unbatched, "mass_shift")
+        mass = self._model_links("mass")[links] + shift
+        bad = np.argwhere((mass <= 0) & (shift != 0))
+        if len(bad):
+            i, k = bad[0]
+            raise ValueError(f"set_mass_shift: link {self.links[links[k]].name!r} in env {int(envs[i])} would have "
+                             f"mass {mass[i, k]:g} kg (model {mass[i, k] - shift[i, k]:g} + shift {shift[i, k]:g}); "
+                             f"masses must stay > 0")
+        self._write("links_mass_shift", shift, envs, links + self.link_start)
 
-    def set_mass_shift(self, mass_shift, links_idx_local=None, envs_idx=None):
-        self._refuse_randomisation("set_mass_shift")
+    def set_COM_shift(self, com_shift, links_idx_local=None, envs_idx=None) -> None:  # noqa: N802  (Genesis's name)
+        """Each link's centre of mass becomes its model one + com_shift (m, in the link frame),
+        per env: (len(envs), len(links), 3) or (len(links), 3)."""
+        envs, unbatched = self._scene_envs(envs_idx)
+        links = self._local(links_idx_local, self.n_links, "links_idx_local")
+        arr = com_shift.detach().cpu().numpy() if isinstance(com_shift, torch.Tensor) else np.asarray(com_shift)
+        if arr.shape == (len(links), 3):
+            arr = arr.reshape(len(links) * 3)
+        elif not unbatched and arr.shape == (len(envs), len(links), 3):
+            arr = arr.reshape(len(envs), len(links) * 3)
+        else:
+            expected = f"({len(links)}, 3)" + ("" if unbatched else f" or ({len(envs)}, {len(links)}, 3)")
+            raise ValueError(f"com_shift has shape {arr.shape}, expected {expected}")
+        shift = self._values(arr, len(envs), len(links) * 3, unbatched, "com_shift")
+        self._write("links_COM_shift", shift.reshape(len(envs), len(links), 3), envs, links + self.link_start)
 
-    def set_COM_shift(self, com_shift, links_idx_local=None, envs_idx=None):  # noqa: N802  (Genesis's name)
-        self._refuse_randomisation("set_COM_shift")
+    def get_links_mass(self, links_idx_local=None, envs_idx=None) -> torch.Tensor:
+        """Each link's mass (kg) as the solver uses it: model mass + the env's shift."""
+        return self._links_param("links_mass_shift", "mass", links_idx_local, envs_idx)
+
+    def get_links_COM(self, links_idx_local=None, envs_idx=None) -> torch.Tensor:  # noqa: N802  (Genesis's name)
+        """Each link's centre of mass as an offset in its frame (m): model + the env's shift."""
+        return self._links_param("links_COM_shift", "com", links_idx_local, envs_idx)
+
+    def _links_param(self, name, model_key, links_idx_local, envs_idx) -> torch.Tensor:
+        envs, unbatched = self._scene_envs(envs_idx)
+        links = self._local(links_idx_local, self.n_links, "links_idx_local")
+        shift = gather(self.solver.state[name], envs, links + self.link_start)
+        out = torch.as_tensor(self._model_links(model_key)[links], dtype=shift.dtype, device=shift.device) + shift
+        return out[0] if unbatched else out
+
+    def _model_links(self, key) -> np.ndarray:
+        """The model's mass (n_links,) or centre of mass (n_links, 3) of this entity's links."""
+        model, bodies = self.solver.model, slice(self.link_start + 1, self.link_start + 1 + self.n_links)
+        return np.asarray(model.body_mass if key == "mass" else model.body_ipos, dtype=np.float64)[bodies]
+
+    def _link_geoms(self) -> list:
+        """The global geom indices of each link."""
+        geom_body = np.asarray(self.solver.model.geom_body)
+        return [np.flatnonzero(geom_body == self.link_start + 1 + k).astype(np.int32) for k in range(self.n_links)]
