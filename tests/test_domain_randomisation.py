@@ -1,0 +1,216 @@
+"""Per-env domain randomisation (Genesis's set_mass_shift, set_COM_shift, set_friction_ratio)
+against known answers: MuJoCo with the same masses and centres of mass changed in its model,
+and Coulomb friction on a pushed box; state, reset and checkpoint behaviour of the parameters.
+
+One scene for the module (float32, the test process): the bundled franka (compared with
+MuJoCo as tests/test_rigid_mujoco.py does, same float32 tolerance: 1e-4 on joint positions
+after the run) beside a plane and a box far from it.
+"""
+
+import mujoco
+import numpy as np
+import pytest
+import torch
+
+import sim as gs
+from sim import checkpoint
+
+N_ENVS = 3
+BOX_FRICTION, PLANE_FRICTION, PUSH = 0.5, 0.05, 0.4  # push: the force on the box, in units of its weight
+G = 9.81
+
+
+@pytest.fixture(scope="module")
+def world():
+    model = mujoco.MjModel.from_xml_path(gs.morphs.MJCF(file="franka.xml").file)
+    scene = gs.Scene(sim_options=gs.options.SimOptions(dt=model.opt.timestep, gravity=(0, 0, -G)))
+    robot = scene.add_entity(gs.morphs.MJCF(file="franka.xml"))
+    scene.add_entity(gs.morphs.Plane(), material=gs.materials.Rigid(friction=PLANE_FRICTION))
+    box = scene.add_entity(gs.morphs.Box(pos=(2.0, 0.0, 0.1), size=(0.2, 0.2, 0.2)),
+                           material=gs.materials.Rigid(friction=BOX_FRICTION))
+    scene.build(n_envs=N_ENVS)
+    global NEUTRAL
+    NEUTRAL = scene.get_state()  # the build-time state: no randomisation
+    return scene, robot, box, model
+
+
+def _neutral(scene):
+    return NEUTRAL
+
+
+def _shifts(robot):  # called on a neutral scene
+    """Per-env mass (kg) and centre-of-mass (m) shifts: env 0 none, envs 1 and 2 different."""
+    rng = np.random.default_rng(3)
+    mass = np.zeros((N_ENVS, robot.n_links))
+    com = np.zeros((N_ENVS, robot.n_links, 3))
+    model_mass = robot.get_links_mass(envs_idx=[0]).numpy()[0]  # before any shift
+    mass[1:, 1:] = model_mass[1:] * rng.uniform(-0.3, 0.5, (N_ENVS - 1, robot.n_links - 1))
+    mass[2, 8] = 2.0  # the hand carries a payload
+    com[1:, 1:] = rng.uniform(-0.03, 0.03, (N_ENVS - 1, robot.n_links - 1, 3))
+    return mass, com
+
+
+def test_mass_and_com_shifts_match_mujoco(world):
+    scene, robot, _, model = world
+    scene.reset(state=_neutral(scene))
+    mass, com = _shifts(robot)
+    robot.set_mass_shift(mass)
+    robot.set_COM_shift(com)
+    home = np.r_[model.key_qpos[0][:7], 0.02, 0.02]
+    robot.set_dofs_position(np.broadcast_to(model.key_qpos[0], (N_ENVS, 9)))  # where MuJoCo starts
+    refs = []
+    for e in range(N_ENVS):
+        m = mujoco.MjModel.from_xml_path(gs.morphs.MJCF(file="franka.xml").file)
+        m.opt.integrator = mujoco.mjtIntegrator.mjINT_IMPLICITFAST
+        m.body_mass[1:] += mass[e]
+        m.body_ipos[1:] += com[e]
+        m.body_sameframe[:] = 0  # MuJoCo skips body_ipos where the compiler found it zero (a frame flag)
+        md = mujoco.MjData(m)
+        mujoco.mj_resetDataKeyframe(m, md, 0)
+        refs.append((m, md))
+    assert np.allclose(robot.get_links_mass().numpy(), [m.body_mass[1:] for m, _ in refs], atol=1e-6)
+    assert np.allclose(robot.get_links_COM(envs_idx=[2]).numpy()[0], refs[2][0].body_ipos[1:], atol=1e-6)
+    qerr, spread = 0.0, np.zeros(2)
+    for i in range(100):
+        target = home + 0.3 * np.sin(2 * np.pi * i * model.opt.timestep + np.arange(9)) * np.r_[np.ones(7), 0.05, 0.05]
+        robot.control_dofs_position(np.broadcast_to(target, (N_ENVS, 9)))
+        scene.step()
+        qpos = robot.get_dofs_position().numpy()
+        for e, (m, md) in enumerate(refs):
+            md.ctrl[:] = target
+            mujoco.mj_step(m, md)
+            qerr = max(qerr, float(np.abs(qpos[e] - md.qpos).max()))
+        spread = np.maximum(spread, np.abs(np.diff(qpos, axis=0)).max(axis=1))
+    assert all(md.nefc == 0 for _, md in refs)
+    assert qerr < 1e-4, qerr
+    # the shifts matter: the envs' trajectories differ by far more than the tolerance
+    assert np.all(spread > 1e-3), spread
+
+
+def test_friction_ratio_slides_or_sticks_as_coulomb_says(world):
+    scene, _, box, _ = world
+    scene.reset(state=_neutral(scene))
+    ratios = np.array([0.4, 3.0, 0.6])  # friction max(0.5 r, 0.05): 0.2, 1.5, 0.3
+    box.set_friction_ratio(ratios[:, None])
+    mu = np.maximum(BOX_FRICTION * ratios, PLANE_FRICTION)
+    solver, link = scene.sim.rigid_solver, box.links[0].idx
+    weight = float(box.get_links_mass()[0, 0]) * G
+    start = box.get_pos().numpy()
+    steps = 50
+    for _ in range(steps):
+        solver.apply_links_external_force([[PUSH * weight, 0.0, 0.0]], links_idx=[link])
+        scene.step()
+    moved = box.get_pos().numpy()[:, 0] - start[:, 0]
+    seconds = steps * scene.dt
+    expected = 0.5 * np.maximum(PUSH - mu, 0.0) * G * seconds ** 2
+    assert abs(moved[1]) < 1e-4, moved              # mu = 1.5 > push 0.4: sticks
+    assert np.allclose(moved[[0, 2]], expected[[0, 2]], rtol=0.05), (moved, expected)
+
+
+def _randomise(robot, box):
+    mass, com = _shifts(robot)
+    robot.set_mass_shift(mass)
+    robot.set_COM_shift(com)
+    box.set_friction_ratio([[0.3], [2.0], [0.7]])
+    return mass, com
+
+
+PARAMS = ("RigidSolver.links_mass_shift", "RigidSolver.links_COM_shift", "RigidSolver.geoms_friction_ratio")
+
+
+def test_state_round_trip_is_bit_exact_and_resets_keep_parameters(world):
+    scene, robot, box, _ = world
+    scene.reset(state=_neutral(scene))
+    _randomise(robot, box)
+    robot.control_dofs_position(np.zeros(9))
+    state = scene.get_state()
+    for _ in range(10):
+        scene.step()
+    after = scene.get_state().arrays()
+    # a reset without a state keeps the randomisation (Genesis's behaviour), partial or full
+    scene.reset(envs_idx=[1])
+    scene.reset()
+    kept = scene.get_state()
+    for key in PARAMS:
+        assert np.array_equal(kept[key], state[key]), key
+    assert np.array_equal(kept["RigidSolver.qpos"], _neutral(scene)["RigidSolver.qpos"])
+    # restoring the state reproduces the trajectory bit for bit
+    scene.reset(state=state)
+    for _ in range(10):
+        scene.step()
+    again = scene.get_state().arrays()
+    for key, value in after.items():
+        assert np.array_equal(value, again[key]), key
+    # a state from before the randomisation brings the neutral values back
+    scene.reset(state=_neutral(scene), envs_idx=[2])
+    assert np.all(robot.get_links_mass(envs_idx=[2]).numpy() == np.asarray(scene.sim.rigid_solver.model.body_mass[1:12],
+                                                                            dtype=np.float32))
+    assert float(scene.get_state()["RigidSolver.geoms_friction_ratio"][2].max()) == 1.0
+
+
+def test_checkpoint_restores_parameters(world, tmp_path):
+    scene, robot, box, _ = world
+    scene.reset(state=_neutral(scene))
+    _randomise(robot, box)
+    saved = scene.get_state()
+    scene.save_checkpoint(tmp_path / "ck.pkl")
+    robot.set_mass_shift(np.zeros(robot.n_links))
+    box.set_friction_ratio([1.0])
+    scene.load_checkpoint(tmp_path / "ck.pkl")
+    for key in PARAMS:
+        assert np.array_equal(scene.get_state()[key], saved[key]), key
+
+
+def test_checkpoint_from_before_randomisation(world, tmp_path):
+    """A file written before these arrays existed is refused, naming them; the documented
+    conversion (add the neutral arrays, write without meta) loads."""
+    scene, robot, box, _ = world
+    scene.reset(state=_neutral(scene))
+    meta = scene.checkpoint_meta()
+    arrays = {k: v for k, v in scene.get_state().arrays().items() if k not in PARAMS}
+    old_layout = [entry for entry in meta["layout"] if entry[0] not in PARAMS]
+    old_meta = checkpoint.make_meta(meta["scene"], old_layout, N_ENVS)
+    checkpoint.write(tmp_path / "old.pkl", arrays, 7, old_meta)
+    _randomise(robot, box)
+    before = scene.get_state().arrays()
+    with pytest.raises(checkpoint.CheckpointError, match="links_mass_shift is new in the scene"):
+        scene.load_checkpoint(tmp_path / "old.pkl")
+    assert all(np.array_equal(v, scene.get_state()[k]) for k, v in before.items())
+    # the README's conversion
+    data = checkpoint.read(tmp_path / "old.pkl")
+    n = data["meta"]["n_envs"]
+    layout = {k: (shape, dtype) for k, shape, dtype in scene.checkpoint_meta()["layout"]}
+    neutral = {"links_mass_shift": 0.0, "links_COM_shift": 0.0, "geoms_friction_ratio": 1.0}
+    for name, value in neutral.items():
+        shape, dtype = layout["RigidSolver." + name]
+        data["arrays"]["RigidSolver." + name] = np.full((n, *shape), value, dtype=dtype)
+    checkpoint.write(tmp_path / "new.pkl", data["arrays"], data["step_index"], None)
+    scene.load_checkpoint(tmp_path / "new.pkl")
+    assert scene.t == 7 and float(robot.get_links_mass()[1, 3]) == np.float32(scene.sim.rigid_solver.model.body_mass[4])
+
+
+def test_bad_input_is_refused_and_changes_nothing(world):
+    scene, robot, box, _ = world
+    scene.reset(state=_neutral(scene))
+    _randomise(robot, box)
+    before = scene.get_state().arrays()
+    bad_mass = np.zeros((N_ENVS, robot.n_links))
+    bad_mass[2, 4] = -10.0
+    cases = [
+        (ValueError, "link 'link4' in env 2 would have mass", lambda: robot.set_mass_shift(bad_mass)),
+        (ValueError, r"mass_shift has shape \(2, 11\)", lambda: robot.set_mass_shift(np.zeros((2, 11)))),
+        (ValueError, r"com_shift has shape \(11,\)", lambda: robot.set_COM_shift(np.zeros(11))),
+        (ValueError, "non-finite", lambda: robot.set_COM_shift(np.full((11, 3), np.nan))),
+        (ValueError, "friction_ratio -0.5 < 0 for link 'box_baselink'|friction_ratio -0.5 < 0",
+         lambda: box.set_friction_ratio([[1.0], [-0.5]], envs_idx=[0, 1])),
+        (ValueError, "out of range", lambda: robot.set_mass_shift(np.zeros(1), links_idx_local=[11])),
+        (ValueError, "out of range", lambda: box.set_friction_ratio([1.0], envs_idx=[3])),
+        (TypeError, "must be numeric", lambda: box.set_friction_ratio(["a"])),
+    ]
+    for exc, match, call in cases:
+        with pytest.raises(exc, match=match):
+            call()
+    after = scene.get_state().arrays()
+    assert all(np.array_equal(v, after[k]) for k, v in before.items())
+    robot.set_mass_shift(np.zeros((0, 11)), envs_idx=[])  # an empty envs_idx is a no-op
+    robot.set_mass_shift(torch.zeros(2), links_idx_local=[0, 1])  # links at their model mass: a zero shift
