@@ -34,25 +34,21 @@ def world():
     return scene, robot, box, model
 
 
-def _neutral(scene):
-    return NEUTRAL
-
-
 def _shifts(robot):  # called on a neutral scene
     """Per-env mass (kg) and centre-of-mass (m) shifts: env 0 none, envs 1 and 2 different."""
-    rng = np.random.default_rng(3)
-    mass = np.zeros((N_ENVS, robot.n_links))
-    com = np.zeros((N_ENVS, robot.n_links, 3))
-    model_mass = robot.get_links_mass(envs_idx=[0]).numpy()[0]  # before any shift
-    mass[1:, 1:] = model_mass[1:] * rng.uniform(-0.3, 0.5, (N_ENVS - 1, robot.n_links - 1))
-    mass[2, 8] = 2.0  # the hand carries a payload
-    com[1:, 1:] = rng.uniform(-0.03, 0.03, (N_ENVS - 1, robot.n_links - 1, 3))
+    rng, n_envs = np.random.default_rng(3), robot.solver.n_envs
+    mass = np.zeros((n_envs, robot.n_links))
+    com = np.zeros((n_envs, robot.n_links, 3))
+    model_mass = robot.get_links_mass(envs_idx=[0]).cpu().numpy()[0]  # before any shift
+    mass[1:, 1:] = model_mass[1:] * rng.uniform(-0.3, 0.5, (n_envs - 1, robot.n_links - 1))
+    mass[-1, 8] = 2.0  # the hand carries a payload
+    com[1:, 1:] = rng.uniform(-0.03, 0.03, (n_envs - 1, robot.n_links - 1, 3))
     return mass, com
 
 
 def test_mass_and_com_shifts_match_mujoco(world):
     scene, robot, _, model = world
-    scene.reset(state=_neutral(scene))
+    scene.reset(state=NEUTRAL)
     mass, com = _shifts(robot)
     robot.set_mass_shift(mass)
     robot.set_COM_shift(com)
@@ -89,7 +85,7 @@ def test_mass_and_com_shifts_match_mujoco(world):
 
 def test_friction_ratio_slides_or_sticks_as_coulomb_says(world):
     scene, _, box, _ = world
-    scene.reset(state=_neutral(scene))
+    scene.reset(state=NEUTRAL)
     ratios = np.array([0.4, 3.0, 0.6])  # friction max(0.5 r, 0.05): 0.2, 1.5, 0.3
     box.set_friction_ratio(ratios[:, None])
     mu = np.maximum(BOX_FRICTION * ratios, PLANE_FRICTION)
@@ -111,46 +107,51 @@ def _randomise(robot, box):
     mass, com = _shifts(robot)
     robot.set_mass_shift(mass)
     robot.set_COM_shift(com)
-    box.set_friction_ratio([[0.3], [2.0], [0.7]])
-    return mass, com
+    box.set_friction_ratio(np.linspace(0.3, 2.0, robot.solver.n_envs)[:, None])
 
 
 PARAMS = ("RigidSolver.links_mass_shift", "RigidSolver.links_COM_shift", "RigidSolver.geoms_friction_ratio")
 
 
-def test_state_round_trip_is_bit_exact_and_resets_keep_parameters(world):
-    scene, robot, box, _ = world
-    scene.reset(state=_neutral(scene))
+def check_parameters_kept_and_restored(scene, robot, box, steps=10):
+    """Randomise a neutral scene with >= 2 envs, step; resets without a state keep the parameters
+    (partial and full), a reset to the state taken after randomising restores them, and a state
+    from before brings the neutral values back. Pure data movement: exact on every backend (the
+    Vulkan test runs it too). Returns the state and what `steps` steps from it gave."""
+    neutral = scene.get_state()
     _randomise(robot, box)
     robot.control_dofs_position(np.zeros(9))
     state = scene.get_state()
-    for _ in range(10):
+    for _ in range(steps):
         scene.step()
-    after = scene.get_state().arrays()
-    # a reset without a state keeps the randomisation (Genesis's behaviour), partial or full
+    after = scene.get_state()
     scene.reset(envs_idx=[1])
     scene.reset()
     kept = scene.get_state()
-    for key in PARAMS:
-        assert np.array_equal(kept[key], state[key]), key
-    assert np.array_equal(kept["RigidSolver.qpos"], _neutral(scene)["RigidSolver.qpos"])
-    # restoring the state reproduces the trajectory bit for bit
+    assert all(np.array_equal(kept[k], state[k]) for k in PARAMS)
+    assert np.array_equal(kept["RigidSolver.qpos"], neutral["RigidSolver.qpos"])
+    scene.reset(state=neutral, envs_idx=[1])
+    back = scene.get_state()
+    assert all(np.array_equal(back[k][1], neutral[k][1]) for k in PARAMS)
     scene.reset(state=state)
-    for _ in range(10):
+    assert all(np.array_equal(scene.get_state()[k], state[k]) for k in PARAMS)
+    return state, after
+
+
+def test_state_round_trip_is_bit_exact_and_resets_keep_parameters(world):
+    scene, robot, box, _ = world
+    scene.reset(state=NEUTRAL)
+    state, after = check_parameters_kept_and_restored(scene, robot, box)
+    for _ in range(10):  # from the restored state: the same trajectory, bit for bit (CPU, deterministic)
         scene.step()
-    again = scene.get_state().arrays()
-    for key, value in after.items():
-        assert np.array_equal(value, again[key]), key
-    # a state from before the randomisation brings the neutral values back
-    scene.reset(state=_neutral(scene), envs_idx=[2])
-    assert np.all(robot.get_links_mass(envs_idx=[2]).numpy() == np.asarray(scene.sim.rigid_solver.model.body_mass[1:12],
-                                                                            dtype=np.float32))
-    assert float(scene.get_state()["RigidSolver.geoms_friction_ratio"][2].max()) == 1.0
+    again = scene.get_state()
+    for key in after.keys():
+        assert np.array_equal(after[key], again[key]), key
 
 
 def test_checkpoint_restores_parameters(world, tmp_path):
     scene, robot, box, _ = world
-    scene.reset(state=_neutral(scene))
+    scene.reset(state=NEUTRAL)
     _randomise(robot, box)
     saved = scene.get_state()
     scene.save_checkpoint(tmp_path / "ck.pkl")
@@ -165,7 +166,7 @@ def test_checkpoint_from_before_randomisation(world, tmp_path):
     """A file written before these arrays existed is refused, naming them; the documented
     conversion (add the neutral arrays, write without meta) loads."""
     scene, robot, box, _ = world
-    scene.reset(state=_neutral(scene))
+    scene.reset(state=NEUTRAL)
     meta = scene.checkpoint_meta()
     arrays = {k: v for k, v in scene.get_state().arrays().items() if k not in PARAMS}
     old_layout = [entry for entry in meta["layout"] if entry[0] not in PARAMS]
@@ -183,7 +184,7 @@ def test_checkpoint_from_before_randomisation(world, tmp_path):
     neutral = {"links_mass_shift": 0.0, "links_COM_shift": 0.0, "geoms_friction_ratio": 1.0}
     for name, value in neutral.items():
         shape, dtype = layout["RigidSolver." + name]
-        data["arrays"]["RigidSolver." + name] = np.full((n, *shape), value, dtype=dtype)
+        data["arrays"]["RigidSolver." + name] = np.full(((n,) if n else ()) + tuple(shape), value, dtype=dtype)
     checkpoint.write(tmp_path / "new.pkl", data["arrays"], data["step_index"], None)
     scene.load_checkpoint(tmp_path / "new.pkl")
     assert scene.t == 7 and float(robot.get_links_mass()[1, 3]) == np.float32(scene.sim.rigid_solver.model.body_mass[4])
@@ -191,7 +192,7 @@ def test_checkpoint_from_before_randomisation(world, tmp_path):
 
 def test_bad_input_is_refused_and_changes_nothing(world):
     scene, robot, box, _ = world
-    scene.reset(state=_neutral(scene))
+    scene.reset(state=NEUTRAL)
     _randomise(robot, box)
     before = scene.get_state().arrays()
     bad_mass = np.zeros((N_ENVS, robot.n_links))
@@ -214,3 +215,21 @@ def test_bad_input_is_refused_and_changes_nothing(world):
     assert all(np.array_equal(v, after[k]) for k, v in before.items())
     robot.set_mass_shift(np.zeros((0, 11)), envs_idx=[])  # an empty envs_idx is a no-op
     robot.set_mass_shift(torch.zeros(2), links_idx_local=[0, 1])  # links at their model mass: a zero shift
+
+
+def test_genesis_1_4_absolute_setters_store_the_same_shifts(world):
+    """set_links_mass / set_links_COM (Genesis 1.4) write what set_mass_shift / set_COM_shift would."""
+    scene, robot, _, _ = world
+    scene.reset(state=NEUTRAL)
+    mass, com = _shifts(robot)
+    robot.set_mass_shift(mass)
+    robot.set_COM_shift(com)
+    shifted = {k: scene.get_state()[k] for k in PARAMS}
+    scene.reset(state=NEUTRAL)
+    model_mass, model_com = robot.get_links_mass().numpy()[0], robot.get_links_COM().numpy()[0]
+    robot.set_links_mass(torch.as_tensor(model_mass + mass))
+    robot.set_links_COM(model_com + com)
+    for key in PARAMS:
+        assert np.allclose(scene.get_state()[key], shifted[key], atol=1e-6), key
+    with pytest.raises(ValueError, match="link 'hand' in env 0 would have mass 0 kg"):
+        robot.set_links_mass(np.zeros(1), links_idx_local=[8], envs_idx=[0])

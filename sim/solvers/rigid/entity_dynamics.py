@@ -111,33 +111,51 @@ class EntityDynamics:
         """Each link's mass becomes its model mass + mass_shift (kg), per env: (len(envs),
         len(links)) or (len(links),). The inertia tensor about the centre of mass is kept, as
         in Genesis. A mass that would be <= 0 is refused (a zero shift is always allowed)."""
-        envs, unbatched = self._scene_envs(envs_idx)
-        links = self._local(links_idx_local, self.n_links, "links_idx_local")
-        shift = self._values(mass_shift, len(envs), len(links), unbatched, "mass_shift")
-        mass = self._model_links("mass")[links] + shift
-        bad = np.argwhere((mass <= 0) & (shift != 0))
-        if len(bad):
-            i, k = bad[0]
-            raise ValueError(f"set_mass_shift: link {self.links[links[k]].name!r} in env {int(envs[i])} would have "
-                             f"mass {mass[i, k]:g} kg (model {mass[i, k] - shift[i, k]:g} + shift {shift[i, k]:g}); "
-                             f"masses must stay > 0")
-        self._write("links_mass_shift", shift, envs, links + self.link_start)
+        self._set_links_param("links_mass_shift", mass_shift, links_idx_local, envs_idx, False, "mass_shift")
+
+    def set_links_mass(self, mass, links_idx_local=None, envs_idx=None) -> None:
+        """Genesis 1.4's absolute form of set_mass_shift: each link's mass (kg), per env."""
+        self._set_links_param("links_mass_shift", mass, links_idx_local, envs_idx, True, "mass")
 
     def set_COM_shift(self, com_shift, links_idx_local=None, envs_idx=None) -> None:  # noqa: N802  (Genesis's name)
         """Each link's centre of mass becomes its model one + com_shift (m, in the link frame),
         per env: (len(envs), len(links), 3) or (len(links), 3)."""
+        self._set_links_param("links_COM_shift", com_shift, links_idx_local, envs_idx, False, "com_shift")
+
+    def set_links_COM(self, com, links_idx_local=None, envs_idx=None) -> None:  # noqa: N802  (Genesis's name)
+        """Genesis 1.4's absolute form of set_COM_shift: each link's centre of mass in its frame (m)."""
+        self._set_links_param("links_COM_shift", com, links_idx_local, envs_idx, True, "com")
+
+    def _set_links_param(self, name, values, links_idx_local, envs_idx, absolute, what) -> None:
+        """Validate, then store the shift from the model value (absolute: `values` are the new values)."""
         envs, unbatched = self._scene_envs(envs_idx)
         links = self._local(links_idx_local, self.n_links, "links_idx_local")
-        arr = com_shift.detach().cpu().numpy() if isinstance(com_shift, torch.Tensor) else np.asarray(com_shift)
-        if arr.shape == (len(links), 3):
-            arr = arr.reshape(len(links) * 3)
-        elif not unbatched and arr.shape == (len(envs), len(links), 3):
-            arr = arr.reshape(len(envs), len(links) * 3)
+        model = self._model_links("mass" if name == "links_mass_shift" else "com")[links]
+        if name == "links_COM_shift":
+            values = self._vectors(values, len(envs), len(links), unbatched, what)
         else:
-            expected = f"({len(links)}, 3)" + ("" if unbatched else f" or ({len(envs)}, {len(links)}, 3)")
-            raise ValueError(f"com_shift has shape {arr.shape}, expected {expected}")
-        shift = self._values(arr, len(envs), len(links) * 3, unbatched, "com_shift")
-        self._write("links_COM_shift", shift.reshape(len(envs), len(links), 3), envs, links + self.link_start)
+            values = self._values(values, len(envs), len(links), unbatched, what)
+        shift = values - model if absolute else values
+        if name == "links_mass_shift":
+            mass = model + shift
+            bad = np.argwhere((mass <= 0) & (shift != 0))
+            if len(bad):
+                i, k = bad[0]
+                raise ValueError(f"{what}: link {self.links[links[k]].name!r} in env {int(envs[i])} would have mass "
+                                 f"{mass[i, k]:g} kg (model {model[k]:g} + shift {shift[i, k]:g}); masses must stay > 0")
+        self._write(name, shift, envs, links + self.link_start)
+
+    def _vectors(self, values, n_rows, n_links, unbatched, what) -> np.ndarray:
+        """(n_rows, n_links, 3) from (n_links, 3), or from (n_rows, n_links, 3) on a batched scene."""
+        arr = values.detach().cpu().numpy() if isinstance(values, torch.Tensor) else np.asarray(values)
+        if arr.shape == (n_links, 3):
+            arr = arr.reshape(n_links * 3)
+        elif not unbatched and arr.shape == (n_rows, n_links, 3):
+            arr = arr.reshape(n_rows, n_links * 3)
+        else:
+            expected = f"({n_links}, 3)" + ("" if unbatched else f" or ({n_rows}, {n_links}, 3)")
+            raise ValueError(f"{what} has shape {arr.shape}, expected {expected}")
+        return self._values(arr, n_rows, n_links * 3, unbatched, what).reshape(n_rows, n_links, 3)
 
     def get_links_mass(self, links_idx_local=None, envs_idx=None) -> torch.Tensor:
         """Each link's mass (kg) as the solver uses it: model mass + the env's shift."""
