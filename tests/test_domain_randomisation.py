@@ -25,13 +25,13 @@ def world():
     model = mujoco.MjModel.from_xml_path(gs.morphs.MJCF(file="franka.xml").file)
     scene = gs.Scene(sim_options=gs.options.SimOptions(dt=model.opt.timestep, gravity=(0, 0, -G)))
     robot = scene.add_entity(gs.morphs.MJCF(file="franka.xml"))
-    scene.add_entity(gs.morphs.Plane(), material=gs.materials.Rigid(friction=PLANE_FRICTION))
+    plane = scene.add_entity(gs.morphs.Plane(), material=gs.materials.Rigid(friction=PLANE_FRICTION))
     box = scene.add_entity(gs.morphs.Box(pos=(2.0, 0.0, 0.1), size=(0.2, 0.2, 0.2)),
                            material=gs.materials.Rigid(friction=BOX_FRICTION))
     scene.build(n_envs=N_ENVS)
     global NEUTRAL
     NEUTRAL = scene.get_state()  # the build-time state: no randomisation
-    return scene, robot, box, model
+    return scene, robot, box, model, plane
 
 
 def _shifts(robot):  # called on a neutral scene
@@ -47,7 +47,7 @@ def _shifts(robot):  # called on a neutral scene
 
 
 def test_mass_and_com_shifts_match_mujoco(world):
-    scene, robot, _, model = world
+    scene, robot, _, model, _ = world
     scene.reset(state=NEUTRAL)
     mass, com = _shifts(robot)
     robot.set_mass_shift(mass)
@@ -84,7 +84,7 @@ def test_mass_and_com_shifts_match_mujoco(world):
 
 
 def test_friction_ratio_slides_or_sticks_as_coulomb_says(world):
-    scene, _, box, _ = world
+    scene, _, box, _, _ = world
     scene.reset(state=NEUTRAL)
     ratios = np.array([0.4, 3.0, 0.6])  # friction max(0.5 r, 0.05): 0.2, 1.5, 0.3
     box.set_friction_ratio(ratios[:, None])
@@ -139,7 +139,7 @@ def check_parameters_kept_and_restored(scene, robot, box, steps=10):
 
 
 def test_state_round_trip_is_bit_exact_and_resets_keep_parameters(world):
-    scene, robot, box, _ = world
+    scene, robot, box, _, _ = world
     scene.reset(state=NEUTRAL)
     state, after = check_parameters_kept_and_restored(scene, robot, box)
     for _ in range(10):  # from the restored state: the same trajectory, bit for bit (CPU, deterministic)
@@ -150,7 +150,7 @@ def test_state_round_trip_is_bit_exact_and_resets_keep_parameters(world):
 
 
 def test_checkpoint_restores_parameters(world, tmp_path):
-    scene, robot, box, _ = world
+    scene, robot, box, _, _ = world
     scene.reset(state=NEUTRAL)
     _randomise(robot, box)
     saved = scene.get_state()
@@ -165,7 +165,7 @@ def test_checkpoint_restores_parameters(world, tmp_path):
 def test_checkpoint_from_before_randomisation(world, tmp_path):
     """A file written before these arrays existed is refused, naming them; the documented
     conversion (add the neutral arrays, write without meta) loads."""
-    scene, robot, box, _ = world
+    scene, robot, box, _, _ = world
     scene.reset(state=NEUTRAL)
     meta = scene.checkpoint_meta()
     arrays = {k: v for k, v in scene.get_state().arrays().items() if k not in PARAMS}
@@ -191,7 +191,7 @@ def test_checkpoint_from_before_randomisation(world, tmp_path):
 
 
 def test_bad_input_is_refused_and_changes_nothing(world):
-    scene, robot, box, _ = world
+    scene, robot, box, _, plane = world
     scene.reset(state=NEUTRAL)
     _randomise(robot, box)
     before = scene.get_state().arrays()
@@ -207,6 +207,7 @@ def test_bad_input_is_refused_and_changes_nothing(world):
         (ValueError, "out of range", lambda: robot.set_mass_shift(np.zeros(1), links_idx_local=[11])),
         (ValueError, "out of range", lambda: box.set_friction_ratio([1.0], envs_idx=[3])),
         (TypeError, "must be numeric", lambda: box.set_friction_ratio(["a"])),
+        (ValueError, "has no links to randomise", lambda: plane.set_friction_ratio(np.ones((N_ENVS, 1)))),
     ]
     for exc, match, call in cases:
         with pytest.raises(exc, match=match):
@@ -219,7 +220,7 @@ def test_bad_input_is_refused_and_changes_nothing(world):
 
 def test_genesis_1_4_absolute_setters_store_the_same_shifts(world):
     """set_links_mass / set_links_COM (Genesis 1.4) write what set_mass_shift / set_COM_shift would."""
-    scene, robot, _, _ = world
+    scene, robot, _, _, _ = world
     scene.reset(state=NEUTRAL)
     mass, com = _shifts(robot)
     robot.set_mass_shift(mass)

@@ -94,8 +94,7 @@ class EntityDynamics:
         """Scale the friction of every geom of these links, per env: friction_ratio (len(envs),
         len(links)) or (len(links),) for all asked envs. A contact takes the larger of its two
         geoms' scaled friction (see params.py). Ratios must be >= 0."""
-        envs, unbatched = self._scene_envs(envs_idx)
-        links = self._local(links_idx_local, self.n_links, "links_idx_local")
+        envs, links, unbatched = self._param_targets(links_idx_local, envs_idx, "set_friction_ratio")
         ratio = self._values(friction_ratio, len(envs), len(links), unbatched, "friction_ratio")
         if np.any(ratio < 0):
             bad = np.argwhere(ratio < 0)[0]
@@ -128,8 +127,7 @@ class EntityDynamics:
 
     def _set_links_param(self, name, values, links_idx_local, envs_idx, absolute, what) -> None:
         """Validate, then store the shift from the model value (absolute: `values` are the new values)."""
-        envs, unbatched = self._scene_envs(envs_idx)
-        links = self._local(links_idx_local, self.n_links, "links_idx_local")
+        envs, links, unbatched = self._param_targets(links_idx_local, envs_idx, what)
         model = self._model_links("mass" if name == "links_mass_shift" else "com")[links]
         if name == "links_COM_shift":
             values = self._vectors(values, len(envs), len(links), unbatched, what)
@@ -144,6 +142,13 @@ class EntityDynamics:
                 raise ValueError(f"{what}: link {self.links[links[k]].name!r} in env {int(envs[i])} would have mass "
                                  f"{mass[i, k]:g} kg (model {model[k]:g} + shift {shift[i, k]:g}); masses must stay > 0")
         self._write(name, shift, envs, links + self.link_start)
+
+    def _param_targets(self, links_idx_local, envs_idx, what):
+        envs, unbatched = self._scene_envs(envs_idx)
+        if self.n_links == 0:  # a Plane: a geom of the world body here, not a link (Genesis gives it one)
+            raise ValueError(f"{what}: {self!r} has no links to randomise (a plane is part of the world here); "
+                             f"set its friction with gs.materials.Rigid(friction=...)")
+        return envs, self._local(links_idx_local, self.n_links, "links_idx_local"), unbatched
 
     def _vectors(self, values, n_rows, n_links, unbatched, what) -> np.ndarray:
         """(n_rows, n_links, 3) from (n_links, 3), or from (n_rows, n_links, 3) on a batched scene."""
