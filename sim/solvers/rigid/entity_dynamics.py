@@ -4,7 +4,9 @@ fields and how kernels use them: params.py).
 
 Model constants (force limits, damping, stiffness) are read once per entity and kept on the
 torch device; `set_dofs_force_range` writes both the solver's fields and that copy. They are
-model parameters, not state: a checkpoint does not carry them, as in Genesis.
+model parameters, not state: a checkpoint does not carry them, as in Genesis. The randomised
+masses, centres of mass and friction ratios are per env and are state (Genesis keeps its friction
+ratios in its state too): a state restores them, a reset without one keeps them.
 """
 
 import numpy as np
