@@ -4,7 +4,9 @@ and Coulomb friction on a pushed box; state, reset and checkpoint behaviour of t
 
 One scene for the module (float32, the test process): the bundled franka (compared with
 MuJoCo as tests/test_rigid_mujoco.py does, same float32 tolerance: 1e-4 on joint positions
-after the run) beside a plane and a box far from it.
+after the run; measured 1e-6) beside a plane and a box far from it. The pushed box is held to
+5 % of Coulomb's distance 1/2 (F/m - mu g) t^2 (measured 2 % over: the contact solver's
+stabilisation, not friction, is what differs) and must not move at all where mu g > F/m.
 """
 
 import mujoco
@@ -18,6 +20,7 @@ from sim import checkpoint
 N_ENVS = 3
 BOX_FRICTION, PLANE_FRICTION, PUSH = 0.5, 0.05, 0.4  # push: the force on the box, in units of its weight
 G = 9.81
+NEUTRAL = None  # the build-time state, set by the fixture
 
 
 @pytest.fixture(scope="module")
