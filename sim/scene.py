@@ -202,8 +202,10 @@ class Scene:
     def reset(self, state: SimState | None = None, envs_idx=None) -> None:
         """Restore `state` (default: the state at the end of build) in all envs, or only in
         `envs_idx`, in which case those envs take their own rows of `state` and `t` is kept.
-        Everything is validated before anything changes."""
+        Without a state, per-env model parameters (domain randomisation: FieldSpec.reset_keeps)
+        keep their current values, as in Genesis. Everything is validated before anything changes."""
         require_built(self, "scene.reset()")
+        keep = state is None
         state = self._init_state if state is None else state
         if not isinstance(state, SimState):
             raise TypeError(f"state must be a SimState (scene.get_state()), got {type(state).__name__}")
@@ -212,16 +214,16 @@ class Scene:
         if envs_idx is None:
             if self.n_envs == 0:
                 arrays = {k: v[None] for k, v in arrays.items()}
-            self._store.write_all(arrays)
+            self._store.write_all(arrays, keep)
             self.t = state.t
             return
         idx = normalize_envs_idx(envs_idx, self.n_envs)
         if len(idx) == 0:
             return
         if len(idx) == self.n_envs:  # every env takes its own row: a plain full write, t kept
-            self._store.write_all(arrays)
+            self._store.write_all(arrays, keep)
         else:
-            self._store.write_rows({k: v[idx] for k, v in arrays.items()}, idx)
+            self._store.write_rows({k: v[idx] for k, v in arrays.items()}, idx, keep)
 
     def reset_rows(self, arrays: dict[str, np.ndarray], envs_idx) -> None:
         """Give env envs_idx[i] row i of every array (each (len(envs_idx), *per_env_shape)); `t` is

@@ -24,6 +24,7 @@ class StateStore:
         self.offsets = [int(x) for x in np.cumsum([0] + self.row_sizes[:-1])]
         self._field_list = [self.fields[k] for k in self.keys]
         self._elements = [tuple(specs[k].element) for k in self.keys]
+        self._kept = [bool(specs[k].reset_keeps) for k in self.keys]
 
     @staticmethod
     def _allocate(spec, dtype, batch):
@@ -39,34 +40,39 @@ class StateStore:
         """A copy of every field, (batch, *per_env_shape)."""
         return {k: self.fields[k].to_numpy() for k in self.keys}
 
-    def write_all(self, arrays: dict[str, np.ndarray]) -> None:
-        for k in self.keys:
-            self.fields[k].from_numpy(np.ascontiguousarray(arrays[k], dtype=self.dtypes[k]))
+    def write_all(self, arrays: dict[str, np.ndarray], keep: bool = False) -> None:
+        """keep: leave the fields declared `reset_keeps` as they are."""
+        for k, kept in zip(self.keys, self._kept):
+            if not (keep and kept):
+                self.fields[k].from_numpy(np.ascontiguousarray(arrays[k], dtype=self.dtypes[k]))
 
-    def write_rows(self, arrays: dict[str, np.ndarray], envs_idx: np.ndarray) -> None:
-        """Write row i of each array into env envs_idx[i]: arrays are (len(envs_idx), *per_env_shape)."""
+    def write_rows(self, arrays: dict[str, np.ndarray], envs_idx: np.ndarray, keep: bool = False) -> None:
+        """Write row i of each array into env envs_idx[i]: arrays are (len(envs_idx), *per_env_shape).
+        keep: leave the fields declared `reset_keeps` as they are."""
         packed = np.empty((len(envs_idx), sum(self.row_sizes)), dtype=np.float64)
         for k, off, size in zip(self.keys, self.offsets, self.row_sizes):
             packed[:, off:off + size] = arrays[k].reshape(len(envs_idx), size)
-        self._scatter(packed, np.ascontiguousarray(envs_idx, dtype=np.int32))
+        self._scatter(packed, np.ascontiguousarray(envs_idx, dtype=np.int32), keep)
 
     @ti.kernel
-    def _scatter(self, src: ti.types.ndarray(dtype=ti.f64, ndim=2), idx: ti.types.ndarray(dtype=ti.i32, ndim=1)):
+    def _scatter(self, src: ti.types.ndarray(dtype=ti.f64, ndim=2), idx: ti.types.ndarray(dtype=ti.i32, ndim=1),
+                 keep: ti.template()):
         for fi in ti.static(range(len(self._field_list))):
-            f = ti.static(self._field_list[fi])
-            off = ti.static(self.offsets[fi])
-            el = ti.static(self._elements[fi])
-            for I in ti.grouped(ti.ndrange(idx.shape[0], *f.shape[1:])):
-                J = I
-                J[0] = idx[I[0]]
-                lin = 0
-                for d in ti.static(range(1, len(f.shape))):
-                    lin = lin * f.shape[d] + I[d]
-                if ti.static(len(el) == 0):
-                    f[J] = ti.cast(src[I[0], off + lin], f.dtype)
-                elif ti.static(len(el) == 1):
-                    for c in ti.static(range(el[0])):
-                        f[J][c] = ti.cast(src[I[0], off + lin * el[0] + c], f.dtype)
-                else:
-                    for r, c in ti.static(ti.ndrange(el[0], el[1])):
-                        f[J][r, c] = ti.cast(src[I[0], off + (lin * el[0] + r) * el[1] + c], f.dtype)
+            if ti.static(not (keep and self._kept[fi])):
+                f = ti.static(self._field_list[fi])
+                off = ti.static(self.offsets[fi])
+                el = ti.static(self._elements[fi])
+                for I in ti.grouped(ti.ndrange(idx.shape[0], *f.shape[1:])):
+                    J = I
+                    J[0] = idx[I[0]]
+                    lin = 0
+                    for d in ti.static(range(1, len(f.shape))):
+                        lin = lin * f.shape[d] + I[d]
+                    if ti.static(len(el) == 0):
+                        f[J] = ti.cast(src[I[0], off + lin], f.dtype)
+                    elif ti.static(len(el) == 1):
+                        for c in ti.static(range(el[0])):
+                            f[J][c] = ti.cast(src[I[0], off + lin * el[0] + c], f.dtype)
+                    else:
+                        for r, c in ti.static(ti.ndrange(el[0], el[1])):
+                            f[J][r, c] = ti.cast(src[I[0], off + (lin * el[0] + r) * el[1] + c], f.dtype)

@@ -130,6 +130,7 @@ class _Recorder(logging.Handler):
 
 def _checks(tmp: Path):
     """name -> function of the checks run on the device; each is a CPU test's own check."""
+    import test_domain_randomisation
     import test_fem
     import test_mpm
     import test_pbd
@@ -152,6 +153,7 @@ def _checks(tmp: Path):
         q = robot.get_dofs_position()
         assert q.device == gs.device and q.dtype == gs.tc_float
         pc.check_partial_reset(scene, envs_idx=(1, 3))
+        test_domain_randomisation.check_parameters_kept_and_restored(scene, robot, box)
 
     def mpm():
         falling = test_mpm.three_bodies()

@@ -134,8 +134,12 @@ def test_joints_base_and_reads(franka):
     box.set_dofs_velocity(np.array([0.1, 0.2, 0.3, 0.0, 0.0, 0.5]), envs_idx=[1])
     assert np.allclose(box.get_vel()[1].numpy(), [0.1, 0.2, 0.3]) and np.allclose(box.get_ang()[1].numpy(), [0, 0, 0.5])
     assert np.allclose(box.get_pos()[0].numpy(), [0.5, 0.3, 0.05]) and box.get_quat().shape == (N_ENVS, 4)
-    with pytest.raises(NotImplementedError, match="per-env randomisation"):
-        robot.set_mass_shift(torch.zeros(N_ENVS, robot.n_links))
+    # domain randomisation is real (tests/test_domain_randomisation.py); here: Genesis's call shapes
+    robot.set_mass_shift(torch.zeros(N_ENVS, robot.n_links))
+    robot.set_COM_shift(torch.zeros(N_ENVS, robot.n_links, 3))
+    robot.set_friction_ratio(torch.ones(N_ENVS, robot.n_links))
+    with pytest.raises(ValueError, match="mass_shift has shape"):
+        robot.set_mass_shift(torch.zeros(N_ENVS + 1, robot.n_links))
 
 
 def test_set_qpos_skip_forward_and_empty_envs_idx(franka):

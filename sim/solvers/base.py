@@ -27,6 +27,8 @@ class FieldSpec:
     shape: per-environment shape, without the env axis and without element dims.
     element: () for a scalar field, (n,) for ti.Vector.field, (n, m) for ti.Matrix.field.
     dtype: FLOAT (scene precision), np.float32, np.float64 or np.int32.
+    reset_keeps: a model parameter the user sets per env (domain randomisation): a state carries
+    it, but a reset without a state keeps its current value (as Genesis keeps them).
     The numpy array of the field is (n_envs, *shape, *element).
     """
 
@@ -34,6 +36,7 @@ class FieldSpec:
     shape: tuple[int, ...]
     dtype: Any = FLOAT
     element: tuple[int, ...] = ()
+    reset_keeps: bool = False
 
     def __post_init__(self):
         if self.dtype != FLOAT and np.dtype(self.dtype) not in (np.float32, np.float64, np.int32):

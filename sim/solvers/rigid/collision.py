@@ -18,7 +18,7 @@ Normals point from the first geom of the pair to the second.
 
 import taichi as ti
 
-from sim.solvers.rigid import convex
+from sim.solvers.rigid import convex, params
 from sim.solvers.rigid.convex import add_contact
 from sim.solvers.rigid.geometry import BOX, CAPSULE, PLANE, SPHERE
 
@@ -238,7 +238,7 @@ def _begin_pair(d: ti.template(), e, pr):
     """Loads pair pr's parameters into the env's scratch; False if its bounding spheres are apart."""
     g1, g2 = d.pair_geoms[pr][0], d.pair_geoms[pr][1]
     d.pair_offset_e[e] = d.pair_offset[pr]
-    d.pair_mu_e[e] = d.pair_mu[pr]
+    d.pair_mu_e[e] = params.pair_friction(d, e, pr)  # with the env's friction ratios
     # report contacts the pair could reach within this step, not only the near ones
     d.pair_margin[e] = d.margin + d.pair_offset[pr] + d.dt * (_speed_bound(d, e, g1) + _speed_bound(d, e, g2))
     return _may_touch(d, e, g1, g2)

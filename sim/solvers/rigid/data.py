@@ -7,6 +7,7 @@ import taichi as ti
 
 from sim.solvers.rigid.elements import EQ_JOINT
 from sim.solvers.rigid.model import DOF_SIZE, ModelArrays
+from sim.solvers.rigid.params import pair_friction_sources
 
 
 def _field(arr: np.ndarray, ti_float):
@@ -72,6 +73,7 @@ class RigidData:
                  max_contacts: int, options, dt: float, gravity):
         arrays = model.arrays()
         arrays.update(derived_arrays(model), **pairs.arrays)
+        arrays["pair_mu_src"] = pair_friction_sources(model, pairs.arrays["pair_geoms"], arrays.pop("pair_mu"))
         c = _Constants(arrays, ti_float)
         # ---- model constants (index 0 of bodies = the world)
         self.body_parent, self.body_pos, self.body_quat = c("body_parent"), c("body_pos"), c("body_quat")
@@ -114,8 +116,9 @@ class RigidData:
         self.geom_rbound = c("geom_rbound")         # bounding radius about the geom's frame (MuJoCo's)
         # convex mesh hulls: per geom (first vertex, count, first plane, count) into hull_vert / hull_plane
         self.geom_hull, self.hull_vert, self.hull_plane = c("geom_hull"), c("hull_vert"), c("hull_plane")
-        # candidate geom pairs (see broadphase.PairList): geoms, friction, margin - gap, contact cap
-        self.pair_geoms, self.pair_mu = c("pair_geoms"), c("pair_mu")
+        # candidate geom pairs (see broadphase.PairList): geoms, friction, margin - gap, contact cap;
+        # pair_mu_src: each geom's share of the friction, which its per-env ratio scales (params.py)
+        self.pair_geoms, self.pair_mu_src = c("pair_geoms"), c("pair_mu_src")
         self.pair_offset, self.pair_cap = c("pair_offset"), c("pair_cap")
         self.qpos0 = c("qpos0")
         c.load()
@@ -136,6 +139,9 @@ class RigidData:
                                                                          state["ctrl_vel"], state["ctrl_force"])
         self.dofs_kp, self.dofs_kv = state["dofs_kp"], state["dofs_kv"]
         self.ctrl = state["ctrl"]        # inputs of the MuJoCo actuators (act_*)
+        # per-env model parameters (domain randomisation, see params.py)
+        self.links_mass_shift, self.links_COM_shift = state["links_mass_shift"], state["links_COM_shift"]
+        self.geoms_friction_ratio = state["geoms_friction_ratio"]
 
         # ---- per-env working arrays, rebuilt every substep
         nb, nv, ng, nc, nr = self.nbody, max(self.nv, 1), max(self.ngeom, 1), max(max_contacts, 1), self.max_rows

@@ -18,6 +18,7 @@ a dof are touched, so several robots in one scene cost no more than each alone).
 
 import taichi as ti
 
+from sim.solvers.rigid import params
 from sim.solvers.rigid.math3d import cross_force, inertia_apply
 from sim.solvers.rigid.elements import TRN_JOINT
 from sim.solvers.rigid.model import CTRL_FORCE, CTRL_POSITION, HINGE, SLIDE
@@ -27,7 +28,7 @@ from sim.solvers.rigid.model import CTRL_FORCE, CTRL_POSITION, HINGE, SLIDE
 def mass_matrix(d: ti.template()):
     for e in range(d.batch):
         for i in range(d.nbody):
-            d.crb_m[e, i] = d.body_mass[i]
+            d.crb_m[e, i] = params.body_mass(d, e, i)
             d.crb_h[e, i] = d.cinert_h[e, i]
             d.crb_I[e, i] = d.cinert_I[e, i]
         for r in range(d.nbody - 1):
@@ -67,7 +68,7 @@ def bias_forces(d: ti.template()):
                     a_ang += d.cdofd_ang[e, k] * d.dofs_vel[e, k]
                     a_lin += d.cdofd_lin[e, k] * d.dofs_vel[e, k]
             d.cacc_ang[e, i], d.cacc_lin[e, i] = a_ang, a_lin
-            m, h, inertia = d.body_mass[i], d.cinert_h[e, i], d.cinert_I[e, i]
+            m, h, inertia = params.body_mass(d, e, i), d.cinert_h[e, i], d.cinert_I[e, i]
             f_ang, f_lin = inertia_apply(m, h, inertia, a_ang, a_lin)
             gc = d.body_gravcomp[i]
             if gc != 0:  # gravcomp (or the file's gravity flag off): gravity's wrench on the body removed

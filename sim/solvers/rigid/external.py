@@ -10,6 +10,7 @@ drops nothing that a later step depends on, since they are cleared after one ste
 
 import taichi as ti
 
+from sim.solvers.rigid import params
 from sim.solvers.rigid.dynamics import solve_ldl
 from sim.solvers.rigid.math3d import quat_rotate
 
@@ -25,7 +26,7 @@ def _accumulate(d: ti.template(), w: ti.template(), values: ti.types.ndarray(dty
         v = ti.Vector([values[i, k, 0], values[i, k, 1], values[i, k, 2]])
         offset = ti.Vector([0.0, 0.0, 0.0])
         if ref == 1:  # the link's centre of mass, in world axes
-            offset = quat_rotate(d.links_quat[e, b - 1], d.body_ipos[b])
+            offset = quat_rotate(d.links_quat[e, b - 1], params.body_ipos(d, e, b))
         if local:  # given in the link's axes (or the com's, which share them up to iquat)
             q = d.links_quat[e, b - 1]
             if ref == 1:

@@ -7,6 +7,7 @@ spatial inertia about the world origin, each dof's motion axis `cdof`, body velo
 
 import taichi as ti
 
+from sim.solvers.rigid import params
 from sim.solvers.rigid.math3d import (axis_angle_quat, cross_motion, quat_mul, quat_normalize, quat_rotate,
                                       quat_to_mat)
 from sim.solvers.rigid.model import BALL, FREE, HINGE, SLIDE
@@ -98,9 +99,10 @@ def _rotational_dofs(d: ti.template(), e, da, xquat, anchor, v_ang, v_lin):
 
 @ti.func
 def _body_inertia(d: ti.template(), e, i, xpos, xquat):
-    """Spatial inertia of body i about the world origin: h = m c, I_o = I_c + m (|c|^2 1 - c c^T)."""
-    m = d.body_mass[i]
-    c = xpos + quat_rotate(xquat, d.body_ipos[i])
+    """Spatial inertia of body i about the world origin: h = m c, I_o = I_c + m (|c|^2 1 - c c^T),
+    with the env's mass and centre of mass (params.py)."""
+    m = params.body_mass(d, e, i)
+    c = xpos + quat_rotate(xquat, params.body_ipos(d, e, i))
     rot = quat_to_mat(quat_mul(xquat, d.body_iquat[i]))
     diag = d.body_inertia[i]
     inertia_c = rot @ ti.Matrix([[diag[0], 0.0, 0.0], [0.0, diag[1], 0.0], [0.0, 0.0, diag[2]]]) @ rot.transpose()

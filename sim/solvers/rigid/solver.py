@@ -97,7 +97,10 @@ class RigidSolver(ExternalForceAPI, Solver):
                 FieldSpec("links_pos", (nl,), FLOAT, (3,)), FieldSpec("links_quat", (nl,), FLOAT, (4,)),
                 FieldSpec("ctrl_mode", (nv,), "int32"), FieldSpec("ctrl_pos", (nv,)), FieldSpec("ctrl_vel", (nv,)),
                 FieldSpec("ctrl_force", (nv,)), FieldSpec("dofs_kp", (nv,)), FieldSpec("dofs_kv", (nv,)),
-                FieldSpec("ctrl", (max(self.model.nact, 1),))]
+                FieldSpec("ctrl", (max(self.model.nact, 1),)),
+                FieldSpec("links_mass_shift", (nl,), reset_keeps=True),
+                FieldSpec("links_COM_shift", (nl,), FLOAT, (3,), reset_keeps=True),
+                FieldSpec("geoms_friction_ratio", (max(self.model.ngeom, 1),), reset_keeps=True)]
 
     def candidate_pairs(self) -> broadphase.PairList:
         """The geom pairs that may touch, with their contact parameters (see broadphase)."""
@@ -114,7 +117,8 @@ class RigidSolver(ExternalForceAPI, Solver):
         self.state = state
         self.external = ExternalWrenches(self.data, runtime.config().ti_float)
         init = {"qpos": mdl.qpos0, "ctrl_mode": mdl.dof_mode, "ctrl_pos": mdl.dof_target,
-                "dofs_kp": mdl.dof_kp, "dofs_kv": mdl.dof_kv, "ctrl": mdl.act_ctrl0}
+                "dofs_kp": mdl.dof_kp, "dofs_kv": mdl.dof_kv, "ctrl": mdl.act_ctrl0,
+                "geoms_friction_ratio": np.ones(mdl.ngeom)}
         for name, values in init.items():
             field = state[name]
             row = np.zeros(field.shape[1:], dtype=np.int32 if name == "ctrl_mode" else runtime.config().np_float)
