@@ -402,8 +402,6 @@ class PlacedWelded(Welded):
 class Resting(Run):
     """A box (half height 0.1) and a sphere (radius 0.05) dropped on a plane: centre heights."""
 
-    seconds = 1.0
-
     def __init__(self, scene):
         import sim as gs
 
