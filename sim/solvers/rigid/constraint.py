@@ -21,8 +21,8 @@ solref counts as 0.02 s); frictionloss is a row whose impulse is bounded by fric
 import taichi as ti
 
 from sim.solvers.rigid.dynamics import solve_ldl
-from sim.solvers.rigid.math3d import quat_rotate, tangent_frame
-from sim.solvers.rigid.elements import EQ_JOINT
+from sim.solvers.rigid.math3d import quat_mul, quat_rotate, tangent_frame
+from sim.solvers.rigid.elements import EQ_JOINT, EQ_WELD
 from sim.solvers.rigid.model import HINGE, SLIDE
 
 UNILATERAL, FRICTION, BILATERAL, BOXED = 0, 1, 2, 3
@@ -114,7 +114,7 @@ def _build_rows(d: ti.template(), e, dt):
                 err = _joint_equality_row(d, e, n, q)
                 d.row_kind[e, n], d.row_b[e, n] = BILATERAL, -rate * err
                 n += 1
-        elif n + 3 <= d.max_rows:
+        elif n + (6 if d.eq_type[q] == EQ_WELD else 3) <= d.max_rows:
             b1, b2 = d.eq_obj[q][0], d.eq_obj[q][1]
             data = d.eq_data[q]
             p1 = d.xpos[e, b1] + quat_rotate(d.xquat[e, b1], ti.Vector([data[0], data[1], data[2]]))
@@ -126,7 +126,40 @@ def _build_rows(d: ti.template(), e, dt):
                 _point_jacobian(d, e, n + r, b2, p2, axis, -1.0)
                 d.row_kind[e, n + r], d.row_b[e, n + r] = BILATERAL, -rate * (p1[r] - p2[r])
             n += 3
+            if d.eq_type[q] == EQ_WELD:
+                _weld_rotation_rows(d, e, n, q, rate)
+                n += 3
     d.row_count[e] = n
+
+
+@ti.func
+def _weld_rotation_rows(d: ti.template(), e, row, q, rate):
+    """Three rows (world axes) asking body1's frame times the weld quaternion to turn with
+    body2's frame: J v = (omega1 - omega2) . axis, target -rate * (rotation vector from body2's
+    frame to body1's, in world coordinates)."""
+    b1, b2 = d.eq_obj[q][0], d.eq_obj[q][1]
+    data = d.eq_data[q]
+    qa = quat_mul(d.xquat[e, b1], ti.Vector([data[6], data[7], data[8], data[9]]))
+    qb = d.xquat[e, b2]
+    dq = quat_mul(qa, ti.Vector([qb[0], -qb[1], -qb[2], -qb[3]]))
+    err = 2.0 * ti.Vector([dq[1], dq[2], dq[3]])
+    if dq[0] < 0:  # the shorter way round
+        err = -err
+    for r in ti.static(range(3)):
+        _clear_row(d, e, row + r)
+        axis = ti.Vector([float(r == 0), float(r == 1), float(r == 2)])
+        _angular_jacobian(d, e, row + r, b1, axis, 1.0)
+        _angular_jacobian(d, e, row + r, b2, axis, -1.0)
+        d.row_kind[e, row + r], d.row_b[e, row + r] = BILATERAL, -rate * err[r]
+
+
+@ti.func
+def _angular_jacobian(d: ti.template(), e, row, body, direction, sign):
+    """Adds sign * direction . (angular velocity of `body`) to the row."""
+    k = d.body_lastdof[body]
+    while k >= 0:
+        d.row_J[e, row, k] += sign * direction.dot(d.cdof_ang[e, k])
+        k = d.dof_parent[k]
 
 
 @ti.func

@@ -5,7 +5,7 @@ per-env working arrays. Kernels in the stage modules take a `RigidData` as a tem
 import numpy as np
 import taichi as ti
 
-from sim.solvers.rigid.elements import EQ_JOINT
+from sim.solvers.rigid.elements import EQ_ROWS
 from sim.solvers.rigid.model import DOF_SIZE, ModelArrays
 from sim.solvers.rigid.params import pair_friction_sources
 
@@ -192,8 +192,8 @@ class RigidData:
 
 def constraint_rows(model: ModelArrays, max_contacts: int) -> int:
     """Most constraint rows one env can have: 3 per contact, 2 per limited joint or tendon,
-    1 per dof or tendon with frictionloss, 1 per joint equality, 3 per connect."""
-    eq_rows = sum(1 if t == EQ_JOINT else 3 for t in model.eq_type)
+    1 per dof or tendon with frictionloss, 1 per joint equality, 3 per connect, 6 per weld."""
+    eq_rows = sum(EQ_ROWS[t] for t in model.eq_type)
     return (3 * max_contacts + 2 * (int(np.sum(model.jnt_limited)) + int(np.sum(model.ten_limited)))
             + int(np.count_nonzero(model.dof_frictionloss)) + int(np.count_nonzero(model.ten_frictionloss)) + eq_rows)
 

@@ -58,7 +58,7 @@ _INT_KEYS = {"body_parent", "body_jntadr", "body_jntnum", "body_static", "jnt_ty
 
 _WIDTHS = {"jnt_pos": 3, "jnt_axis": 3, "jnt_range": 2, "geom_pos": 3, "geom_quat": 4, "geom_size": 3,
            "geom_hull": 4, "hull_vert": 3, "hull_plane": 4, "ten_range": 2, "ten_springlength": 2, "act_bias": 3,
-           "act_ctrlrange": 2, "act_forcerange": 2, "eq_obj": 2, "eq_data": 6, "eq_ref": 2}
+           "act_ctrlrange": 2, "act_forcerange": 2, "eq_obj": 2, "eq_data": 10, "eq_ref": 2}
 
 
 @dataclass
@@ -140,7 +140,8 @@ class ModelArrays:
     act_ctrlrange: list = field(default_factory=list)
     act_forcerange: list = field(default_factory=list)
     act_ctrl0: list = field(default_factory=list)      # initial ctrl (keyframe "home")
-    # equality constraints: joint (obj = joints, data = polynomial) or connect (obj = bodies, data = anchors)
+    # equality constraints: joint (obj = joints, data = polynomial) or connect / weld (obj = bodies,
+    # data = anchor on body1, anchor on body2, weld quaternion; see elements._append_equality)
     eq_type: list = field(default_factory=list)
     eq_obj: list = field(default_factory=list)
     eq_data: list = field(default_factory=list)
@@ -246,7 +247,7 @@ def append_model(model: ModelArrays, m: mujoco.MjModel, pos, quat, qpos_init=Non
     lo, hi = np.full(m.nv, -np.inf), np.full(m.nv, np.inf)
     target_lo, target_hi = np.full(m.nv, -np.inf), np.full(m.nv, np.inf)
     elements = append_elements(model, m, d0, q0, b0, j0, disabled,
-                               np.zeros(m.nu) if ctrl_init is None else np.asarray(ctrl_init, dtype=np.float64))
+                               np.zeros(m.nu) if ctrl_init is None else np.asarray(ctrl_init, dtype=np.float64), (pos, quat))
     for a, entry in enumerate(elements["actuators"]):
         if entry[0] != "dof":
             continue
