@@ -29,12 +29,45 @@ def _axis(d: ti.template(), e, g, k):
 
 
 @ti.func
-def support(d: ti.template(), e, g, direction):
-    """The point of geom g farthest along `direction` (world frame)."""
+def _hull_support(d: ti.template(), g, local, start):
+    """The hull vertex of mesh geom g farthest along `local` (geom frame) and its index: a
+    steepest-ascent climb over the hull's vertex graph from vertex `start` (a climb's own
+    earlier answer, or -1 for the geom's usual start), or a scan of every vertex for a hull
+    too small to climb (see geometry.collision_arrays)."""
+    hull = d.geom_hull[g]
+    cur = d.geom_climb[g]
+    if cur >= 0 and start >= 0:
+        cur = start
+    best = -1e30
+    if cur < 0:
+        for i in range(hull[0], hull[0] + hull[1]):
+            s = d.hull_vert[i].dot(local)
+            if s > best:
+                best, cur = s, i
+    else:
+        best = d.hull_vert[cur].dot(local)
+        for _ in range(hull[1]):  # each move is to a farther vertex: at most one per vertex
+            adr = d.hull_nbr_adr[cur]
+            nxt = cur
+            for j in range(adr[0], adr[0] + adr[1]):
+                s = d.hull_vert[d.hull_nbr[j]].dot(local)
+                if s > best:
+                    best, nxt = s, d.hull_nbr[j]
+            if nxt == cur:
+                break
+            cur = nxt
+    return d.hull_vert[cur], cur
+
+
+@ti.func
+def support_from(d: ti.template(), e, g, direction, start):
+    """The point of geom g farthest along `direction` (world frame), and for a mesh the hull
+    vertex it is (-1 otherwise), found from vertex `start` (see _hull_support)."""
     rot, size = d.gxmat[e, g], d.geom_size[g]
     local = rot.transpose() @ direction
     ln = local.norm() + 1e-30
     out = ti.Vector([0.0, 0.0, 0.0])
+    vertex = -1
     t = d.geom_type[g]
     if t == SPHERE:
         out = size[0] * local / ln
@@ -50,20 +83,22 @@ def support(d: ti.template(), e, g, direction):
     elif t == BOX:
         out = ti.Vector([size[k] if local[k] >= 0 else -size[k] for k in ti.static(range(3))])
     elif t == MESH:
-        hull = d.geom_hull[g]
-        best = -1e30
-        for i in range(hull[0], hull[0] + hull[1]):
-            v = d.hull_vert[i]
-            s = v.dot(local)
-            if s > best:
-                best = s
-                out = v
-    return d.gxpos[e, g] + rot @ out
+        out, vertex = _hull_support(d, g, local, start)
+    return d.gxpos[e, g] + rot @ out, vertex
 
 
 @ti.func
-def signed_distance(d: ti.template(), e, g, p):
-    """Signed distance from world point p to geom g (negative inside); see the module doc."""
+def support(d: ti.template(), e, g, direction):
+    """The point of geom g farthest along `direction` (world frame)."""
+    p, _ = support_from(d, e, g, direction, -1)
+    return p
+
+
+@ti.func
+def signed_distance(d: ti.template(), e, g, p, bound):
+    """Signed distance from world point p to geom g (negative inside); see the module doc.
+    A mesh hull stops at the first face plane farther than `bound` and returns that plane's
+    distance (the point is then known to be more than `bound` away)."""
     rot, size = d.gxmat[e, g], d.geom_size[g]
     x = rot.transpose() @ (p - d.gxpos[e, g])
     t = d.geom_type[g]
@@ -92,6 +127,8 @@ def signed_distance(d: ti.template(), e, g, p):
         for i in range(hull[2], hull[2] + hull[3]):
             plane = d.hull_plane[i]
             out = ti.max(out, plane[0] * x[0] + plane[1] * x[1] + plane[2] * x[2] + plane[3])
+            if out >= bound:
+                break
     return out
 
 
@@ -135,12 +172,14 @@ def feature_point(d: ti.template(), e, g, i, towards):
 
 
 @ti.func
-def _minkowski(d: ti.template(), e, g1, g2, direction, inflate):
-    """Support of (geom 2) - (geom 1 inflated by `inflate`) along `direction`, and both points."""
+def _minkowski(d: ti.template(), e, g1, g2, direction, inflate, s1, s2):
+    """Support of (geom 2) - (geom 1 inflated by `inflate`) along `direction`, both points,
+    and the hull vertices they are (mesh supports climb on from s1 / s2, the last ones)."""
     n = direction / (direction.norm() + 1e-30)
-    p2 = support(d, e, g2, n)
-    p1 = support(d, e, g1, -n) - inflate * n
-    return p2 - p1, p1, p2
+    p2, v2 = support_from(d, e, g2, n, s2)
+    p1, v1 = support_from(d, e, g1, -n, s1)
+    p1 -= inflate * n
+    return p2 - p1, p1, p2, v1, v2
 
 
 @ti.func
@@ -159,8 +198,9 @@ def mpr(d: ti.template(), e, g1, g2, inflate):
     v1, a1, b1, v2, a2, b2, v3, a3, b3 = zero, zero, zero, zero, zero, zero, zero, zero, zero
     direction = -v0
     phase = 0
+    s1, s2 = -1, -1
     for it in range(_MPR_ITERATIONS):
-        v, a, b = _minkowski(d, e, g1, g2, direction, inflate)
+        v, a, b, s1, s2 = _minkowski(d, e, g1, g2, direction, inflate, s1, s2)
         if phase < 3 and v.dot(direction) <= 0:
             break  # a separating direction: no contact
         if phase == 0:
@@ -255,46 +295,62 @@ def add_contact(d: ti.template(), e, pos, normal, depth, g1, g2):
 
 
 @ti.func
+def _candidates(d: ti.template(), e, g1, g2, normal, band):
+    """Feature points of both geoms within `band` of their extreme along the contact normal
+    whose gap to the other geom is below the pair's margin: their contact point and gap go
+    into the env's patch list (in feature order, geom 2 first). Returns how many."""
+    n = 0
+    for side in range(2):
+        g, other, towards = g2, g1, -normal  # towards: from g to the other geom
+        if side == 1:
+            g, other, towards = g1, g2, normal
+        extreme = support(d, e, g, towards).dot(towards)
+        if d.geom_type[g] == CAPSULE:
+            extreme -= d.geom_size[g][0]
+        for i in range(feature_count(d, g)):
+            p, radius = feature_point(d, e, g, i, towards)
+            if p.dot(towards) >= extreme - band:
+                surface = p + radius * towards
+                gap = signed_distance(d, e, other, surface, d.pair_margin[e])
+                if gap < d.pair_margin[e]:
+                    d.patch_point[e, n] = ti.Vector([surface[0] + 0.5 * gap * towards[0],
+                                                     surface[1] + 0.5 * gap * towards[1],
+                                                     surface[2] + 0.5 * gap * towards[2], gap])
+                    n += 1
+    return n
+
+
+@ti.func
 def patch(d: ti.template(), e, g1, g2, normal, depth, point):
     """Reports the contacts of a touching pair (normal from g1 to g2; the MPR point `point` at
-    `depth`): see the module doc. Four passes over the candidate feature points pick, as
-    MuJoCo's plane-convex collider does, the deepest point P0, the point farthest from P0
-    (P1), and the farthest points on either side of the line P0-P1 (P2, P3); a deeper point
-    counts as farther (by _DEPTH_WEIGHT), so on a curved face the points that are about to
-    touch are kept and the speculative contacts stop them, not only the patch's outline."""
+    `depth`): see the module doc. The candidate points (`_candidates`, each one's gap found
+    once) are then passed over four times to pick, as MuJoCo's plane-convex collider does,
+    the deepest point P0, the point farthest from P0 (P1), and the farthest points on either
+    side of the line P0-P1 (P2, P3); a deeper point counts as farther (by _DEPTH_WEIGHT), so
+    on a curved face the points that are about to touch are kept and the speculative contacts
+    stop them, not only the patch's outline."""
     tolerance = 1e-4 + 1e-3 * d.geom_rbound[g2]
-    band = depth + d.pair_margin[e] + 1e-6
+    n = _candidates(d, e, g1, g2, normal, depth + d.pair_margin[e] + 1e-6)
     for k in range(4):
         d.slot_key[e, k] = depth if k == 0 else tolerance
         d.slot_depth[e, k] = depth
         d.slot_pos[e, k] = point
         d.slot_used[e, k] = 1 if k == 0 else 0
         p0, p1 = d.slot_pos[e, 0], d.slot_pos[e, 1]
-        for side in range(2):
-            g, other, towards = g2, g1, -normal  # towards: from g to the other geom
-            if side == 1:
-                g, other, towards = g1, g2, normal
-            extreme = support(d, e, g, towards).dot(towards)
-            if d.geom_type[g] == CAPSULE:
-                extreme -= d.geom_size[g][0]
-            for i in range(feature_count(d, g)):
-                p, radius = feature_point(d, e, g, i, towards)
-                if p.dot(towards) >= extreme - band:
-                    surface = p + radius * towards
-                    gap = signed_distance(d, e, other, surface)
-                    if gap < d.pair_margin[e]:
-                        c = surface + 0.5 * gap * towards
-                        key = -gap
-                        if k == 1:
-                            key = (c - p0).norm() - _DEPTH_WEIGHT * gap
-                        elif k >= 2:
-                            key = (c - p0).cross(p1 - p0).dot(normal) * (1.0 if k == 2 else -1.0)
-                            key = key / ((p1 - p0).norm() + 1e-30) - _DEPTH_WEIGHT * gap
-                        if key > d.slot_key[e, k] + 1e-9:
-                            d.slot_key[e, k] = key
-                            d.slot_depth[e, k] = -gap
-                            d.slot_pos[e, k] = c
-                            d.slot_used[e, k] = 1
+        for i in range(n):
+            q = d.patch_point[e, i]
+            c, gap = ti.Vector([q[0], q[1], q[2]]), q[3]
+            key = -gap
+            if k == 1:
+                key = (c - p0).norm() - _DEPTH_WEIGHT * gap
+            elif k >= 2:
+                key = (c - p0).cross(p1 - p0).dot(normal) * (1.0 if k == 2 else -1.0)
+                key = key / ((p1 - p0).norm() + 1e-30) - _DEPTH_WEIGHT * gap
+            if key > d.slot_key[e, k] + 1e-9:
+                d.slot_key[e, k] = key
+                d.slot_depth[e, k] = -gap
+                d.slot_pos[e, k] = c
+                d.slot_used[e, k] = 1
         if d.slot_used[e, k]:
             add_contact(d, e, d.slot_pos[e, k], normal, d.slot_depth[e, k], g1, g2)
         elif k == 1:

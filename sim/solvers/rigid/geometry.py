@@ -124,3 +124,54 @@ def append_geoms(model, m: mujoco.MjModel, gbody, pos, quat, quat_mul, quat_rota
                             float(m.pair_gap[p])))
     if m.opt.disableflags & mujoco.mjtDisableBit.mjDSBL_FILTERPARENT:
         rules.no_parent_filter.update(gbody(b) for b in range(1, m.nbody))
+
+
+CLIMB_MIN_VERTS = 16  # smaller hulls find their support point by scanning every vertex
+
+
+def collision_arrays(model) -> dict[str, np.ndarray]:
+    """Per-step collision helpers derived from the model's geoms and hulls.
+
+    geom_box (ngeom, 6): a box in the geom's frame (centre, half sizes) holding the geom: the
+    oriented box that `collision` tests before a convex pair runs MPR (MuJoCo tests bounding
+    boxes in its broad phase too). hull_nbr_adr (nvert, 2) / hull_nbr: each hull vertex's
+    neighbours on the hull (global vertex indices), for the hill-climbing support of
+    `convex.support`; geom_climb: the vertex a geom's climb starts from, -1 to scan every
+    vertex (not a mesh, or a hull under CLIMB_MIN_VERTS vertices).
+    The neighbours are the edges of Qhull's triangulated hull of the hull vertices: on a
+    convex polytope a vertex with no neighbour farther along a direction is the farthest of
+    all, so the climb ends at the support point. A vertex Qhull drops as coplanar (within
+    its precision of a face) has no neighbours and is never the climb's answer; its support
+    value is within that precision of the face's."""
+    ngeom = len(model.geom_type)
+    box = np.zeros((max(ngeom, 1), 6))
+    climb = np.full(max(ngeom, 1), -1, dtype=np.int32)
+    verts = np.asarray(model.hull_vert, dtype=np.float64).reshape(-1, 3)
+    nbr_adr = np.zeros((max(len(verts), 1), 2), dtype=np.int32)
+    nbr: list[int] = []
+    for g in range(ngeom):
+        gt, size = model.geom_type[g], np.asarray(model.geom_size[g], dtype=np.float64)
+        if gt == MESH:
+            first, count = int(model.geom_hull[g][0]), int(model.geom_hull[g][1])
+            v = verts[first:first + count]
+            lo, hi = v.min(axis=0), v.max(axis=0)
+            box[g] = np.concatenate([(lo + hi) / 2, (hi - lo) / 2])
+            if count >= CLIMB_MIN_VERTS:
+                links = [set() for _ in range(count)]
+                for tri in ConvexHull(v).simplices:
+                    for a in tri:
+                        links[a].update(int(b) for b in tri if b != a)
+                for i, adj in enumerate(links):
+                    nbr_adr[first + i] = (len(nbr), len(adj))
+                    nbr += sorted(first + b for b in adj)
+                climb[g] = first + next(i for i, adj in enumerate(links) if adj)
+        elif gt == SPHERE:
+            box[g, 3:] = size[0]
+        elif gt == CAPSULE:
+            box[g, 3:] = (size[0], size[0], size[0] + size[1])
+        elif gt == CYLINDER:
+            box[g, 3:] = (size[0], size[0], size[1])
+        elif gt in (BOX, ELLIPSOID):
+            box[g, 3:] = size
+    return {"geom_box": box, "geom_climb": climb, "hull_nbr_adr": nbr_adr,
+            "hull_nbr": np.asarray(nbr or [0], dtype=np.int32)}
