@@ -95,10 +95,8 @@ def support(d: ti.template(), e, g, direction):
 
 
 @ti.func
-def signed_distance(d: ti.template(), e, g, p, bound):
-    """Signed distance from world point p to geom g (negative inside); see the module doc.
-    A mesh hull stops at the first face plane farther than `bound` and returns that plane's
-    distance (the point is then known to be more than `bound` away)."""
+def signed_distance(d: ti.template(), e, g, p):
+    """Signed distance from world point p to geom g (negative inside); see the module doc."""
     rot, size = d.gxmat[e, g], d.geom_size[g]
     x = rot.transpose() @ (p - d.gxpos[e, g])
     t = d.geom_type[g]
@@ -127,8 +125,6 @@ def signed_distance(d: ti.template(), e, g, p, bound):
         for i in range(hull[2], hull[2] + hull[3]):
             plane = d.hull_plane[i]
             out = ti.max(out, plane[0] * x[0] + plane[1] * x[1] + plane[2] * x[2] + plane[3])
-            if out >= bound:
-                break
     return out
 
 
@@ -311,7 +307,7 @@ def _candidates(d: ti.template(), e, g1, g2, normal, band):
             p, radius = feature_point(d, e, g, i, towards)
             if p.dot(towards) >= extreme - band:
                 surface = p + radius * towards
-                gap = signed_distance(d, e, other, surface, d.pair_margin[e])
+                gap = signed_distance(d, e, other, surface)
                 if gap < d.pair_margin[e]:
                     d.patch_point[e, n] = ti.Vector([surface[0] + 0.5 * gap * towards[0],
                                                      surface[1] + 0.5 * gap * towards[1],
