@@ -1,0 +1,78 @@
+"""The hill-climbing support of mesh hulls (convex._hull_support over the vertex graph of
+geometry.collision_arrays) finds the farthest hull vertex, as a scan of every vertex does, on
+the real hulls of Genesis's Franka (13 meshes, 41-152 hull vertices), from the geom's own start
+vertex and from random ones; and every geom's bounding box holds its hull."""
+
+import mujoco
+import numpy as np
+import pytest
+import taichi as ti
+
+from sim.model_wheels import genesis_assets
+from sim.solvers.rigid import convex
+from sim.solvers.rigid.geometry import CLIMB_MIN_VERTS, MESH, collision_arrays
+from sim.solvers.rigid.model import ModelArrays, append_model
+
+N_DIRECTIONS = 256
+
+
+@ti.data_oriented
+class _Hulls:
+    """The fields convex._hull_support reads, filled from a model (as RigidData fills them)."""
+
+    def __init__(self, arrays: dict):
+        for key in ("geom_hull", "geom_climb", "hull_vert", "hull_nbr_adr", "hull_nbr"):
+            a = arrays[key]
+            dtype = ti.i32 if a.dtype == np.int32 else ti.f32
+            f = ti.field(dtype, shape=len(a)) if a.ndim == 1 else ti.Vector.field(a.shape[1], dtype, shape=len(a))
+            f.from_numpy(a if a.dtype == np.int32 else a.astype(np.float32))
+            setattr(self, key, f)
+
+    @ti.kernel
+    def climb(self, geoms: ti.types.ndarray(), dirs: ti.types.ndarray(), starts: ti.types.ndarray(),
+              out: ti.types.ndarray()):
+        for k in range(geoms.shape[0]):
+            local = ti.Vector([dirs[k, 0], dirs[k, 1], dirs[k, 2]])
+            _, out[k] = convex._hull_support(self, geoms[k], local, starts[k])
+
+
+@pytest.fixture(scope="module")
+def panda():
+    path = genesis_assets(fetch=True) / "xml/franka_emika_panda/panda_no_tendon.xml"
+    model = ModelArrays()
+    append_model(model, mujoco.MjModel.from_xml_path(str(path)), (0, 0, 0), (1, 0, 0, 0))
+    arrays = dict(model.arrays(), **collision_arrays(model))
+    return model, arrays
+
+
+def test_climb_finds_the_farthest_vertex(panda):
+    model, arrays = panda
+    hulls = _Hulls(arrays)
+    verts = arrays["hull_vert"].astype(np.float32).astype(np.float64)
+    meshes = [g for g in range(len(model.geom_type)) if model.geom_type[g] == MESH]
+    assert len(meshes) == 13
+    rng = np.random.default_rng(0)
+    for g in meshes:
+        first, count = arrays["geom_hull"][g][:2]
+        assert arrays["geom_climb"][g] >= 0 if count >= CLIMB_MIN_VERTS else arrays["geom_climb"][g] == -1
+        dirs = rng.normal(size=(N_DIRECTIONS, 3))
+        # half from the geom's start vertex (-1), half from a random vertex of the hull
+        starts = np.where(np.arange(N_DIRECTIONS) % 2 == 0, -1, first + rng.integers(0, count, N_DIRECTIONS))
+        got = np.zeros(N_DIRECTIONS, dtype=np.int32)
+        hulls.climb(np.full(N_DIRECTIONS, g, dtype=np.int32), dirs.astype(np.float32), starts.astype(np.int32), got)
+        assert ((got >= first) & (got < first + count)).all()
+        best = (verts[first:first + count] @ dirs.T).max(axis=0)
+        reached = np.einsum("ij,ij->i", verts[got], dirs)
+        np.testing.assert_allclose(reached, best, rtol=0, atol=1e-6 * np.abs(verts[first:first + count]).max()
+                                   * np.linalg.norm(dirs, axis=1).max())
+
+
+def test_bounding_boxes_hold_the_hulls(panda):
+    model, arrays = panda
+    for g in range(len(model.geom_type)):
+        if model.geom_type[g] != MESH:
+            continue
+        first, count = arrays["geom_hull"][g][:2]
+        box = arrays["geom_box"][g]
+        offset = np.abs(arrays["hull_vert"][first:first + count] - box[:3])
+        assert (offset <= box[3:] + 1e-12).all()
