@@ -95,6 +95,43 @@ def support(d: ti.template(), e, g, direction):
 
 
 @ti.func
+def _group_bound(d: ti.template(), k, y, ylen):
+    """An upper bound on n.x + offset over the face planes of group k (y: x less the geom's
+    bounding-box centre; see geometry.collision_arrays)."""
+    u = d.hull_group[k]
+    return u[0] * y[0] + u[1] * y[1] + u[2] * y[2] + u[3] * ylen + u[4]
+
+
+@ti.func
+def _planes_max(d: ti.template(), k, x, out):
+    span = d.hull_group_span[k]
+    for i in range(span[0], span[0] + span[1]):
+        plane = d.hull_plane[i]
+        out = ti.max(out, plane[0] * x[0] + plane[1] * x[1] + plane[2] * x[2] + plane[3])
+    return out
+
+
+@ti.func
+def _hull_distance(d: ti.template(), g, x):
+    """The largest face-plane distance of local point x to mesh geom g's hull: the group of
+    planes with the highest bound first, then only the groups whose bound beats the best."""
+    box = d.geom_box[g]
+    y = x - ti.Vector([box[0], box[1], box[2]])
+    ylen = y.norm()
+    groups = d.geom_group[g]
+    first, top = groups[0], -1e30
+    for k in range(groups[0], groups[0] + groups[1]):
+        b = _group_bound(d, k, y, ylen)
+        if b > top:
+            first, top = k, b
+    out = _planes_max(d, first, x, -1e30)
+    for k in range(groups[0], groups[0] + groups[1]):
+        if k != first and _group_bound(d, k, y, ylen) > out:
+            out = _planes_max(d, k, x, out)
+    return out
+
+
+@ti.func
 def signed_distance(d: ti.template(), e, g, p):
     """Signed distance from world point p to geom g (negative inside); see the module doc."""
     rot, size = d.gxmat[e, g], d.geom_size[g]
@@ -120,11 +157,7 @@ def signed_distance(d: ti.template(), e, g, p):
         q = ti.abs(x) - size
         out = ti.min(ti.max(q[0], ti.max(q[1], q[2])), 0.0) + ti.max(q, 0.0).norm()
     elif t == MESH:
-        hull = d.geom_hull[g]
-        out = -1e30
-        for i in range(hull[2], hull[2] + hull[3]):
-            plane = d.hull_plane[i]
-            out = ti.max(out, plane[0] * x[0] + plane[1] * x[1] + plane[2] * x[2] + plane[3])
+        out = _hull_distance(d, g, x)
     return out
 
 

@@ -118,6 +118,7 @@ class RigidData:
         # collision helpers (geometry.collision_arrays): bounding box in the geom frame, hull vertex graph
         self.geom_box, self.geom_climb = c("geom_box"), c("geom_climb")
         self.hull_nbr_adr, self.hull_nbr = c("hull_nbr_adr"), c("hull_nbr")
+        self.geom_group, self.hull_group, self.hull_group_span = c("geom_group"), c("hull_group"), c("hull_group_span")
         # candidate geom pairs (see broadphase.PairList): geoms, friction, margin - gap, contact cap
         self.pair_geoms, self.pair_mu = c("pair_geoms"), c("pair_mu")
         self.pair_offset, self.pair_cap = c("pair_offset"), c("pair_cap")
