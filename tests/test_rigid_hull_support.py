@@ -1,8 +1,8 @@
 """The fast paths of mesh hulls against the scans they replace, on the real hulls of Genesis's
 Franka (13 meshes, 41-152 hull vertices, 78-300 face planes): the hill-climbing support
-(convex._hull_support over the vertex graph of geometry.collision_arrays) finds the farthest
+(hull.support_vertex over the vertex graph of geometry.collision_arrays) finds the farthest
 hull vertex from the geom's own start vertex and from random ones; the grouped point distance
-(convex._hull_distance, which skips groups of face planes by a bound) equals the largest
+(hull.distance, which skips groups of face planes by a bound) equals the largest
 distance over every face plane; and every geom's bounding box holds its hull."""
 
 import mujoco
@@ -11,7 +11,7 @@ import pytest
 import taichi as ti
 
 from sim.model_wheels import genesis_assets
-from sim.solvers.rigid import convex
+from sim.solvers.rigid import hull
 from sim.solvers.rigid.geometry import CLIMB_MIN_VERTS, MESH, collision_arrays
 from sim.solvers.rigid.model import ModelArrays, append_model
 
@@ -20,7 +20,7 @@ N_DIRECTIONS = 256
 
 @ti.data_oriented
 class _Hulls:
-    """The fields convex._hull_support reads, filled from a model (as RigidData fills them)."""
+    """The fields hull.support_vertex reads, filled from a model (as RigidData fills them)."""
 
     def __init__(self, arrays: dict):
         for key in ("geom_hull", "geom_climb", "hull_vert", "hull_nbr_adr", "hull_nbr", "geom_box", "geom_group",
@@ -36,12 +36,12 @@ class _Hulls:
               out: ti.types.ndarray()):
         for k in range(geoms.shape[0]):
             local = ti.Vector([dirs[k, 0], dirs[k, 1], dirs[k, 2]])
-            _, out[k] = convex._hull_support(self, geoms[k], local, starts[k])
+            _, out[k] = hull.support_vertex(self, geoms[k], local, starts[k])
 
     @ti.kernel
     def distance(self, geoms: ti.types.ndarray(), points: ti.types.ndarray(), out: ti.types.ndarray()):
         for k in range(geoms.shape[0]):
-            out[k] = convex._hull_distance(self, geoms[k], ti.Vector([points[k, 0], points[k, 1], points[k, 2]]))
+            out[k] = hull.distance(self, geoms[k], ti.Vector([points[k, 0], points[k, 1], points[k, 2]]))
 
 
 @pytest.fixture(scope="module")

@@ -18,7 +18,7 @@ Normals point from the first geom of the pair to the second.
 
 import taichi as ti
 
-from sim.solvers.rigid import convex
+from sim.solvers.rigid import convex, hull
 from sim.solvers.rigid.convex import add_contact
 from sim.solvers.rigid.geometry import BOX, CAPSULE, PLANE, SPHERE
 
@@ -289,44 +289,6 @@ def detect_primitive(d: ti.template()):
                 _box_box(d, e, g1, g2)
 
 
-@ti.func
-def _bounding_box(d: ti.template(), e, g):
-    """Geom g's bounding box (geometry.collision_arrays) in the world: centre, axes, half sizes."""
-    b = d.geom_box[g]
-    rot = d.gxmat[e, g]
-    return d.gxpos[e, g] + rot @ ti.Vector([b[0], b[1], b[2]]), rot, ti.Vector([b[3], b[4], b[5]])
-
-
-@ti.func
-def _boxes_apart(d: ti.template(), e, g1, g2, margin):
-    """True when an axis separates the bounding boxes of g1 and g2 grown by `margin`: the
-    15-axis separating-axis test (either box's face normals, then the cross products of their
-    edges), with a small slack on the rotation so near-parallel edges never separate wrongly."""
-    c1, rot1, h1 = _bounding_box(d, e, g1)
-    c2, rot2, h2 = _bounding_box(d, e, g2)
-    rel = rot1.transpose() @ rot2          # rel[i, j] = axis i of box 1 . axis j of box 2
-    t = rot1.transpose() @ (c2 - c1)       # centre offset in box 1's frame
-    slack = ti.abs(rel) + 1e-5
-    apart = False
-    for i in ti.static(range(3)):
-        if ti.abs(t[i]) > h1[i] + h2[0] * slack[i, 0] + h2[1] * slack[i, 1] + h2[2] * slack[i, 2] + margin:
-            apart = True
-    for j in ti.static(range(3)):
-        dist = ti.abs(t[0] * rel[0, j] + t[1] * rel[1, j] + t[2] * rel[2, j])
-        if dist > h2[j] + h1[0] * slack[0, j] + h1[1] * slack[1, j] + h1[2] * slack[2, j] + margin:
-            apart = True
-    for i in ti.static(range(3)):
-        i1, i2 = ti.static((i + 1) % 3, (i + 2) % 3)
-        for j in ti.static(range(3)):
-            j1, j2 = ti.static((j + 1) % 3, (j + 2) % 3)
-            dist = ti.abs(t[i2] * rel[i1, j] - t[i1] * rel[i2, j])
-            reach = (h1[i1] * slack[i2, j] + h1[i2] * slack[i1, j] + h2[j1] * slack[i, j2] + h2[j2] * slack[i, j1]
-                     + margin * ti.sqrt(ti.max(1.0 - rel[i, j] * rel[i, j], 0.0)))
-            if dist > reach:
-                apart = True
-    return apart
-
-
 @ti.kernel
 def prune_convex(d: ti.template()):
     """Pairs [npair_primitive, npair): marks in `pair_live` the ones that may touch this step:
@@ -338,7 +300,7 @@ def prune_convex(d: ti.template()):
             g1, g2 = d.pair_geoms[pr][0], d.pair_geoms[pr][1]
             live = 0
             if _begin_pair(d, e, pr):
-                if d.geom_type[g1] == PLANE or not _boxes_apart(d, e, g1, g2, d.pair_margin[e]):
+                if d.geom_type[g1] == PLANE or not hull.boxes_apart(d, e, g1, g2, d.pair_margin[e]):
                     live = 1
             d.pair_live[e, pr - d.npair_primitive] = live
 

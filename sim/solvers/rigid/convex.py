@@ -17,6 +17,7 @@ the patch are kept (see `patch`).
 
 import taichi as ti
 
+from sim.solvers.rigid import hull
 from sim.solvers.rigid.geometry import BOX, CAPSULE, CYLINDER, ELLIPSOID, MESH, PLANE, SPHERE
 
 _MPR_ITERATIONS = 40
@@ -29,40 +30,9 @@ def _axis(d: ti.template(), e, g, k):
 
 
 @ti.func
-def _hull_support(d: ti.template(), g, local, start):
-    """The hull vertex of mesh geom g farthest along `local` (geom frame) and its index: a
-    steepest-ascent climb over the hull's vertex graph from vertex `start` (a climb's own
-    earlier answer, or -1 for the geom's usual start), or a scan of every vertex for a hull
-    too small to climb (see geometry.collision_arrays)."""
-    hull = d.geom_hull[g]
-    cur = d.geom_climb[g]
-    if cur >= 0 and start >= 0:
-        cur = start
-    best = -1e30
-    if cur < 0:
-        for i in range(hull[0], hull[0] + hull[1]):
-            s = d.hull_vert[i].dot(local)
-            if s > best:
-                best, cur = s, i
-    else:
-        best = d.hull_vert[cur].dot(local)
-        for _ in range(hull[1]):  # each move is to a farther vertex: at most one per vertex
-            adr = d.hull_nbr_adr[cur]
-            nxt = cur
-            for j in range(adr[0], adr[0] + adr[1]):
-                s = d.hull_vert[d.hull_nbr[j]].dot(local)
-                if s > best:
-                    best, nxt = s, d.hull_nbr[j]
-            if nxt == cur:
-                break
-            cur = nxt
-    return d.hull_vert[cur], cur
-
-
-@ti.func
 def support_from(d: ti.template(), e, g, direction, start):
     """The point of geom g farthest along `direction` (world frame), and for a mesh the hull
-    vertex it is (-1 otherwise), found from vertex `start` (see _hull_support)."""
+    vertex it is (-1 otherwise), found from vertex `start` (see hull.support_vertex)."""
     rot, size = d.gxmat[e, g], d.geom_size[g]
     local = rot.transpose() @ direction
     ln = local.norm() + 1e-30
@@ -83,7 +53,7 @@ def support_from(d: ti.template(), e, g, direction, start):
     elif t == BOX:
         out = ti.Vector([size[k] if local[k] >= 0 else -size[k] for k in ti.static(range(3))])
     elif t == MESH:
-        out, vertex = _hull_support(d, g, local, start)
+        out, vertex = hull.support_vertex(d, g, local, start)
     return d.gxpos[e, g] + rot @ out, vertex
 
 
@@ -92,43 +62,6 @@ def support(d: ti.template(), e, g, direction):
     """The point of geom g farthest along `direction` (world frame)."""
     p, _ = support_from(d, e, g, direction, -1)
     return p
-
-
-@ti.func
-def _group_bound(d: ti.template(), k, y, ylen):
-    """An upper bound on n.x + offset over the face planes of group k (y: x less the geom's
-    bounding-box centre; see geometry.collision_arrays)."""
-    u = d.hull_group[k]
-    return u[0] * y[0] + u[1] * y[1] + u[2] * y[2] + u[3] * ylen + u[4]
-
-
-@ti.func
-def _planes_max(d: ti.template(), k, x, out):
-    span = d.hull_group_span[k]
-    for i in range(span[0], span[0] + span[1]):
-        plane = d.hull_plane[i]
-        out = ti.max(out, plane[0] * x[0] + plane[1] * x[1] + plane[2] * x[2] + plane[3])
-    return out
-
-
-@ti.func
-def _hull_distance(d: ti.template(), g, x):
-    """The largest face-plane distance of local point x to mesh geom g's hull: the group of
-    planes with the highest bound first, then only the groups whose bound beats the best."""
-    box = d.geom_box[g]
-    y = x - ti.Vector([box[0], box[1], box[2]])
-    ylen = y.norm()
-    groups = d.geom_group[g]
-    first, top = groups[0], -1e30
-    for k in range(groups[0], groups[0] + groups[1]):
-        b = _group_bound(d, k, y, ylen)
-        if b > top:
-            first, top = k, b
-    out = _planes_max(d, first, x, -1e30)
-    for k in range(groups[0], groups[0] + groups[1]):
-        if k != first and _group_bound(d, k, y, ylen) > out:
-            out = _planes_max(d, k, x, out)
-    return out
 
 
 @ti.func
@@ -157,7 +90,7 @@ def signed_distance(d: ti.template(), e, g, p):
         q = ti.abs(x) - size
         out = ti.min(ti.max(q[0], ti.max(q[1], q[2])), 0.0) + ti.max(q, 0.0).norm()
     elif t == MESH:
-        out = _hull_distance(d, g, x)
+        out = hull.distance(d, g, x)
     return out
 
 

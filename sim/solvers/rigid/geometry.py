@@ -148,7 +148,7 @@ def collision_arrays(model) -> dict[str, np.ndarray]:
     oriented box that `collision` tests before a convex pair runs MPR (MuJoCo tests bounding
     boxes in its broad phase too). hull_nbr_adr (nvert, 2) / hull_nbr: each hull vertex's
     neighbours on the hull (global vertex indices), for the hill-climbing support of
-    `convex.support`; geom_climb: the vertex a geom's climb starts from, -1 to scan every
+    `hull.support_vertex`; geom_climb: the vertex a geom's climb starts from, -1 to scan every
     vertex (not a mesh, or a hull under CLIMB_MIN_VERTS vertices).
     The neighbours are the edges of Qhull's triangulated hull of the hull vertices: on a
     convex polytope a vertex with no neighbour farther along a direction is the farthest of
@@ -159,7 +159,7 @@ def collision_arrays(model) -> dict[str, np.ndarray]:
     group (_plane_groups): the group's direction u, a bound r on |n - u| over its planes, the
     largest n.b + offset over them (b: the bounding box's centre), and the group's planes. For
     y = x - b, every plane of the group has n.x + offset <= u.y + r |y| + that largest value,
-    so `convex.signed_distance` skips the groups that cannot beat the best plane found so far."""
+    so `hull.distance` skips the groups that cannot beat the best plane found so far."""
     ngeom = len(model.geom_type)
     box = np.zeros((max(ngeom, 1), 6))
     climb = np.full(max(ngeom, 1), -1, dtype=np.int32)
