@@ -3,8 +3,9 @@ the same model with `mujoco.rollout` on all cores; and build time (scene build +
 where the kernels compile) with a cold and a warm Taichi cache.
 
 Models: `franka` (our bundled franka.xml: capsule/box colliders) and `panda_mesh` (Genesis's
-xml/franka_emika_panda/panda_no_tendon.xml: 13 convex mesh colliders and 10 boxes, so the
-mesh-mesh self-collision pairs run MPR every step where their bounding spheres overlap).
+xml/franka_emika_panda/panda_no_tendon.xml: 13 convex mesh colliders and 10 boxes: 171 convex
+candidate pairs per env, of which the bounding spheres leave 6 and then bounding boxes 4 in the
+home pose to run MPR; one of them, link0 on link1, touches and builds a 4-point patch).
 
     .venv/bin/python benchmarks/bench_rigid.py            # n_envs 1, 64, 1024, 8192
     .venv/bin/python benchmarks/bench_rigid.py --quick    # n_envs 1, 64; few steps

@@ -18,7 +18,7 @@ Normals point from the first geom of the pair to the second.
 
 import taichi as ti
 
-from sim.solvers.rigid import convex, params
+from sim.solvers.rigid import convex, hull, params
 from sim.solvers.rigid.convex import add_contact
 from sim.solvers.rigid.geometry import BOX, CAPSULE, PLANE, SPHERE
 
@@ -290,11 +290,28 @@ def detect_primitive(d: ti.template()):
 
 
 @ti.kernel
-def detect_convex(d: ti.template()):
-    """Pairs [npair_primitive, npair): ellipsoid, cylinder, mesh (see `convex`)."""
+def prune_convex(d: ti.template()):
+    """Pairs [npair_primitive, npair): marks in `pair_live` the ones that may touch this step:
+    bounding spheres overlap and (unless the first geom is a plane, whose exact path is one
+    support query) so do bounding boxes. A kernel of its own: inside detect_convex's, this
+    test made Taichi's compiler crash."""
     for e in range(d.batch):
         for pr in range(d.npair_primitive, d.npair):
+            g1, g2 = d.pair_geoms[pr][0], d.pair_geoms[pr][1]
+            live = 0
             if _begin_pair(d, e, pr):
+                if d.geom_type[g1] == PLANE or not hull.boxes_apart(d, e, g1, g2, d.pair_margin[e]):
+                    live = 1
+            d.pair_live[e, pr - d.npair_primitive] = live
+
+
+@ti.kernel
+def detect_convex(d: ti.template()):
+    """The pairs prune_convex left: ellipsoid, cylinder, mesh (see `convex`)."""
+    for e in range(d.batch):
+        for pr in range(d.npair_primitive, d.npair):
+            if d.pair_live[e, pr - d.npair_primitive]:
+                _begin_pair(d, e, pr)
                 convex.detect(d, e, d.pair_geoms[pr][0], d.pair_geoms[pr][1])
 
 
@@ -302,4 +319,5 @@ def detect_contacts(d):
     """Every env's contact list; the convex kernel (long to compile) runs only where needed."""
     detect_primitive(d)
     if d.npair > d.npair_primitive:
+        prune_convex(d)
         detect_convex(d)

@@ -17,6 +17,7 @@ the patch are kept (see `patch`).
 
 import taichi as ti
 
+from sim.solvers.rigid import hull
 from sim.solvers.rigid.geometry import BOX, CAPSULE, CYLINDER, ELLIPSOID, MESH, PLANE, SPHERE
 
 _MPR_ITERATIONS = 40
@@ -29,12 +30,14 @@ def _axis(d: ti.template(), e, g, k):
 
 
 @ti.func
-def support(d: ti.template(), e, g, direction):
-    """The point of geom g farthest along `direction` (world frame)."""
+def support_from(d: ti.template(), e, g, direction, start):
+    """The point of geom g farthest along `direction` (world frame), and for a mesh the hull
+    vertex it is (-1 otherwise), found from vertex `start` (see hull.support_vertex)."""
     rot, size = d.gxmat[e, g], d.geom_size[g]
     local = rot.transpose() @ direction
     ln = local.norm() + 1e-30
     out = ti.Vector([0.0, 0.0, 0.0])
+    vertex = -1
     t = d.geom_type[g]
     if t == SPHERE:
         out = size[0] * local / ln
@@ -50,15 +53,15 @@ def support(d: ti.template(), e, g, direction):
     elif t == BOX:
         out = ti.Vector([size[k] if local[k] >= 0 else -size[k] for k in ti.static(range(3))])
     elif t == MESH:
-        hull = d.geom_hull[g]
-        best = -1e30
-        for i in range(hull[0], hull[0] + hull[1]):
-            v = d.hull_vert[i]
-            s = v.dot(local)
-            if s > best:
-                best = s
-                out = v
-    return d.gxpos[e, g] + rot @ out
+        out, vertex = hull.support_vertex(d, g, local, start)
+    return d.gxpos[e, g] + rot @ out, vertex
+
+
+@ti.func
+def support(d: ti.template(), e, g, direction):
+    """The point of geom g farthest along `direction` (world frame)."""
+    p, _ = support_from(d, e, g, direction, -1)
+    return p
 
 
 @ti.func
@@ -87,11 +90,7 @@ def signed_distance(d: ti.template(), e, g, p):
         q = ti.abs(x) - size
         out = ti.min(ti.max(q[0], ti.max(q[1], q[2])), 0.0) + ti.max(q, 0.0).norm()
     elif t == MESH:
-        hull = d.geom_hull[g]
-        out = -1e30
-        for i in range(hull[2], hull[2] + hull[3]):
-            plane = d.hull_plane[i]
-            out = ti.max(out, plane[0] * x[0] + plane[1] * x[1] + plane[2] * x[2] + plane[3])
+        out = hull.distance(d, g, x)
     return out
 
 
@@ -135,12 +134,14 @@ def feature_point(d: ti.template(), e, g, i, towards):
 
 
 @ti.func
-def _minkowski(d: ti.template(), e, g1, g2, direction, inflate):
-    """Support of (geom 2) - (geom 1 inflated by `inflate`) along `direction`, and both points."""
+def _minkowski(d: ti.template(), e, g1, g2, direction, inflate, s1, s2):
+    """Support of (geom 2) - (geom 1 inflated by `inflate`) along `direction`, both points,
+    and the hull vertices they are (mesh supports climb on from s1 / s2, the last ones)."""
     n = direction / (direction.norm() + 1e-30)
-    p2 = support(d, e, g2, n)
-    p1 = support(d, e, g1, -n) - inflate * n
-    return p2 - p1, p1, p2
+    p2, v2 = support_from(d, e, g2, n, s2)
+    p1, v1 = support_from(d, e, g1, -n, s1)
+    p1 -= inflate * n
+    return p2 - p1, p1, p2, v1, v2
 
 
 @ti.func
@@ -159,8 +160,9 @@ def mpr(d: ti.template(), e, g1, g2, inflate):
     v1, a1, b1, v2, a2, b2, v3, a3, b3 = zero, zero, zero, zero, zero, zero, zero, zero, zero
     direction = -v0
     phase = 0
+    s1, s2 = -1, -1
     for it in range(_MPR_ITERATIONS):
-        v, a, b = _minkowski(d, e, g1, g2, direction, inflate)
+        v, a, b, s1, s2 = _minkowski(d, e, g1, g2, direction, inflate, s1, s2)
         if phase < 3 and v.dot(direction) <= 0:
             break  # a separating direction: no contact
         if phase == 0:
@@ -255,46 +257,62 @@ def add_contact(d: ti.template(), e, pos, normal, depth, g1, g2):
 
 
 @ti.func
+def _candidates(d: ti.template(), e, g1, g2, normal, band):
+    """Feature points of both geoms within `band` of their extreme along the contact normal
+    whose gap to the other geom is below the pair's margin: their contact point and gap go
+    into the env's patch list (in feature order, geom 2 first). Returns how many."""
+    n = 0
+    for side in range(2):
+        g, other, towards = g2, g1, -normal  # towards: from g to the other geom
+        if side == 1:
+            g, other, towards = g1, g2, normal
+        extreme = support(d, e, g, towards).dot(towards)
+        if d.geom_type[g] == CAPSULE:
+            extreme -= d.geom_size[g][0]
+        for i in range(feature_count(d, g)):
+            p, radius = feature_point(d, e, g, i, towards)
+            if p.dot(towards) >= extreme - band:
+                surface = p + radius * towards
+                gap = signed_distance(d, e, other, surface)
+                if gap < d.pair_margin[e]:
+                    d.patch_point[e, n] = ti.Vector([surface[0] + 0.5 * gap * towards[0],
+                                                     surface[1] + 0.5 * gap * towards[1],
+                                                     surface[2] + 0.5 * gap * towards[2], gap])
+                    n += 1
+    return n
+
+
+@ti.func
 def patch(d: ti.template(), e, g1, g2, normal, depth, point):
     """Reports the contacts of a touching pair (normal from g1 to g2; the MPR point `point` at
-    `depth`): see the module doc. Four passes over the candidate feature points pick, as
-    MuJoCo's plane-convex collider does, the deepest point P0, the point farthest from P0
-    (P1), and the farthest points on either side of the line P0-P1 (P2, P3); a deeper point
-    counts as farther (by _DEPTH_WEIGHT), so on a curved face the points that are about to
-    touch are kept and the speculative contacts stop them, not only the patch's outline."""
+    `depth`): see the module doc. The candidate points (`_candidates`, each one's gap found
+    once) are then passed over four times to pick, as MuJoCo's plane-convex collider does,
+    the deepest point P0, the point farthest from P0 (P1), and the farthest points on either
+    side of the line P0-P1 (P2, P3); a deeper point counts as farther (by _DEPTH_WEIGHT), so
+    on a curved face the points that are about to touch are kept and the speculative contacts
+    stop them, not only the patch's outline."""
     tolerance = 1e-4 + 1e-3 * d.geom_rbound[g2]
-    band = depth + d.pair_margin[e] + 1e-6
+    n = _candidates(d, e, g1, g2, normal, depth + d.pair_margin[e] + 1e-6)
     for k in range(4):
         d.slot_key[e, k] = depth if k == 0 else tolerance
         d.slot_depth[e, k] = depth
         d.slot_pos[e, k] = point
         d.slot_used[e, k] = 1 if k == 0 else 0
         p0, p1 = d.slot_pos[e, 0], d.slot_pos[e, 1]
-        for side in range(2):
-            g, other, towards = g2, g1, -normal  # towards: from g to the other geom
-            if side == 1:
-                g, other, towards = g1, g2, normal
-            extreme = support(d, e, g, towards).dot(towards)
-            if d.geom_type[g] == CAPSULE:
-                extreme -= d.geom_size[g][0]
-            for i in range(feature_count(d, g)):
-                p, radius = feature_point(d, e, g, i, towards)
-                if p.dot(towards) >= extreme - band:
-                    surface = p + radius * towards
-                    gap = signed_distance(d, e, other, surface)
-                    if gap < d.pair_margin[e]:
-                        c = surface + 0.5 * gap * towards
-                        key = -gap
-                        if k == 1:
-                            key = (c - p0).norm() - _DEPTH_WEIGHT * gap
-                        elif k >= 2:
-                            key = (c - p0).cross(p1 - p0).dot(normal) * (1.0 if k == 2 else -1.0)
-                            key = key / ((p1 - p0).norm() + 1e-30) - _DEPTH_WEIGHT * gap
-                        if key > d.slot_key[e, k] + 1e-9:
-                            d.slot_key[e, k] = key
-                            d.slot_depth[e, k] = -gap
-                            d.slot_pos[e, k] = c
-                            d.slot_used[e, k] = 1
+        for i in range(n):
+            q = d.patch_point[e, i]
+            c, gap = ti.Vector([q[0], q[1], q[2]]), q[3]
+            key = -gap
+            if k == 1:
+                key = (c - p0).norm() - _DEPTH_WEIGHT * gap
+            elif k >= 2:
+                key = (c - p0).cross(p1 - p0).dot(normal) * (1.0 if k == 2 else -1.0)
+                key = key / ((p1 - p0).norm() + 1e-30) - _DEPTH_WEIGHT * gap
+            if key > d.slot_key[e, k] + 1e-9:
+                d.slot_key[e, k] = key
+                d.slot_depth[e, k] = -gap
+                d.slot_pos[e, k] = c
+                d.slot_used[e, k] = 1
         if d.slot_used[e, k]:
             add_contact(d, e, d.slot_pos[e, k], normal, d.slot_depth[e, k], g1, g2)
         elif k == 1:

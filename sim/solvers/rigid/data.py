@@ -6,6 +6,7 @@ import numpy as np
 import taichi as ti
 
 from sim.solvers.rigid.elements import EQ_ROWS
+from sim.solvers.rigid.geometry import collision_arrays
 from sim.solvers.rigid.model import DOF_SIZE, ModelArrays
 from sim.solvers.rigid.params import pair_friction_sources
 
@@ -72,7 +73,7 @@ class RigidData:
     def __init__(self, model: ModelArrays, pairs, batch: int, state: dict, ti_float,
                  max_contacts: int, options, dt: float, gravity):
         arrays = model.arrays()
-        arrays.update(derived_arrays(model), **pairs.arrays)
+        arrays.update(derived_arrays(model), **pairs.arrays, **collision_arrays(model))
         arrays["pair_mu_src"] = pair_friction_sources(model, pairs.arrays["pair_geoms"], arrays.pop("pair_mu"))
         c = _Constants(arrays, ti_float)
         # ---- model constants (index 0 of bodies = the world)
@@ -116,6 +117,10 @@ class RigidData:
         self.geom_rbound = c("geom_rbound")         # bounding radius about the geom's frame (MuJoCo's)
         # convex mesh hulls: per geom (first vertex, count, first plane, count) into hull_vert / hull_plane
         self.geom_hull, self.hull_vert, self.hull_plane = c("geom_hull"), c("hull_vert"), c("hull_plane")
+        # collision helpers (geometry.collision_arrays): bounding box in the geom frame, hull vertex graph
+        self.geom_box, self.geom_climb = c("geom_box"), c("geom_climb")
+        self.hull_nbr_adr, self.hull_nbr = c("hull_nbr_adr"), c("hull_nbr")
+        self.geom_group, self.hull_group, self.hull_group_span = c("geom_group"), c("hull_group"), c("hull_group_span")
         # candidate geom pairs (see broadphase.PairList): geoms, friction, margin - gap, contact cap;
         # pair_mu_src: each geom's share of the friction, which its per-env ratio scales (params.py)
         self.pair_geoms, self.pair_mu_src = c("pair_geoms"), c("pair_mu_src")
@@ -188,6 +193,10 @@ class RigidData:
         self.slot_depth = ti.field(ti_float, shape=(batch, 4))
         self.slot_pos = ti.Vector.field(3, ti_float, shape=(batch, 4))
         self.slot_used = ti.field(ti.i32, shape=(batch, 4))
+        # a convex pair's candidate contact points (x, y, z, gap): every feature point of both geoms at most
+        n_features = max([8] + [h[1] for h in model.geom_hull])
+        self.patch_point = ti.Vector.field(4, ti_float, shape=(batch, 2 * n_features))
+        self.pair_live = ti.field(ti.i32, shape=(batch, max(len(pairs) - pairs.n_primitive, 1)))  # see prune_convex
 
 
 def constraint_rows(model: ModelArrays, max_contacts: int) -> int:

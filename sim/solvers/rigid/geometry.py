@@ -68,11 +68,23 @@ def _geom_name(m, g) -> str:
     return f"geom {name!r}" if name else f"geom #{g}"
 
 
+# the 26 directions to the faces, edges and corners of a cube: face planes are grouped by the
+# one nearest their normal (see collision_arrays)
+_DIRECTIONS = np.array([(i, j, k) for i in (-1, 0, 1) for j in (-1, 0, 1) for k in (-1, 0, 1) if i or j or k], float)
+_DIRECTIONS /= np.linalg.norm(_DIRECTIONS, axis=1, keepdims=True)
+
+
+def _plane_groups(planes: np.ndarray) -> np.ndarray:
+    """The direction (index into _DIRECTIONS) each face plane is grouped under."""
+    return np.argmax(planes[:, :3] @ _DIRECTIONS.T, axis=1)
+
+
 def _hull(verts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Hull vertices and outward face planes (n, offset: n.x + offset = signed distance)."""
+    """Hull vertices and outward face planes (n, offset: n.x + offset = signed distance), the
+    planes of one group (_plane_groups) next to each other."""
     hull = ConvexHull(verts)
     planes = np.unique(np.round(hull.equations, 12), axis=0)
-    return verts[hull.vertices], planes
+    return verts[hull.vertices], planes[np.argsort(_plane_groups(planes), kind="stable")]
 
 
 def append_geoms(model, m: mujoco.MjModel, gbody, pos, quat, quat_mul, quat_rotate) -> None:
@@ -124,3 +136,75 @@ def append_geoms(model, m: mujoco.MjModel, gbody, pos, quat, quat_mul, quat_rota
                             float(m.pair_gap[p])))
     if m.opt.disableflags & mujoco.mjtDisableBit.mjDSBL_FILTERPARENT:
         rules.no_parent_filter.update(gbody(b) for b in range(1, m.nbody))
+
+
+CLIMB_MIN_VERTS = 16  # smaller hulls find their support point by scanning every vertex
+
+
+def collision_arrays(model) -> dict[str, np.ndarray]:
+    """Per-step collision helpers derived from the model's geoms and hulls.
+
+    geom_box (ngeom, 6): a box in the geom's frame (centre, half sizes) holding the geom: the
+    oriented box that `collision` tests before a convex pair runs MPR (MuJoCo tests bounding
+    boxes in its broad phase too). hull_nbr_adr (nvert, 2) / hull_nbr: each hull vertex's
+    neighbours on the hull (global vertex indices), for the hill-climbing support of
+    `hull.support_vertex`; geom_climb: the vertex a geom's climb starts from, -1 to scan every
+    vertex (not a mesh, or a hull under CLIMB_MIN_VERTS vertices).
+    The neighbours are the edges of Qhull's triangulated hull of the hull vertices: on a
+    convex polytope a vertex with no neighbour farther along a direction is the farthest of
+    all, so the climb ends at the support point. A vertex Qhull drops as coplanar (within
+    its precision of a face) has no neighbours and is never the climb's answer; its support
+    value is within that precision of the face's.
+    hull_group (n, 5) / hull_group_span (n, 2) / geom_group (ngeom, 2): a mesh's face planes by
+    group (_plane_groups): the group's direction u, a bound r on |n - u| over its planes, the
+    largest n.b + offset over them (b: the bounding box's centre), and the group's planes. For
+    y = x - b, every plane of the group has n.x + offset <= u.y + r |y| + that largest value,
+    so `hull.distance` skips the groups that cannot beat the best plane found so far."""
+    ngeom = len(model.geom_type)
+    box = np.zeros((max(ngeom, 1), 6))
+    climb = np.full(max(ngeom, 1), -1, dtype=np.int32)
+    verts = np.asarray(model.hull_vert, dtype=np.float64).reshape(-1, 3)
+    nbr_adr = np.zeros((max(len(verts), 1), 2), dtype=np.int32)
+    nbr: list[int] = []
+    planes = np.asarray(model.hull_plane, dtype=np.float64).reshape(-1, 4)
+    group_of = np.zeros((max(ngeom, 1), 2), dtype=np.int32)
+    groups, spans = [], []
+    for g in range(ngeom):
+        gt, size = model.geom_type[g], np.asarray(model.geom_size[g], dtype=np.float64)
+        if gt == MESH:
+            first, count = int(model.geom_hull[g][0]), int(model.geom_hull[g][1])
+            v = verts[first:first + count]
+            lo, hi = v.min(axis=0), v.max(axis=0)
+            box[g] = np.concatenate([(lo + hi) / 2, (hi - lo) / 2])
+            if count >= CLIMB_MIN_VERTS:
+                links = [set() for _ in range(count)]
+                for tri in ConvexHull(v).simplices:
+                    for a in tri:
+                        links[a].update(int(b) for b in tri if b != a)
+                for i, adj in enumerate(links):
+                    nbr_adr[first + i] = (len(nbr), len(adj))
+                    nbr += sorted(first + b for b in adj)
+                climb[g] = first + next(i for i, adj in enumerate(links) if adj)
+            fadr, fnum = int(model.geom_hull[g][2]), int(model.geom_hull[g][3])
+            face = planes[fadr:fadr + fnum]
+            which = _plane_groups(face)
+            group_of[g] = (len(groups), len(np.unique(which)))
+            for u in np.unique(which):  # planes of a group are contiguous (see _hull)
+                idx = np.nonzero(which == u)[0]
+                members = face[idx]
+                radius = np.linalg.norm(members[:, :3] - _DIRECTIONS[u], axis=1).max()
+                reach = (members[:, :3] @ box[g, :3] + members[:, 3]).max()
+                # padded so float32 rounding never skips a group holding the farthest plane
+                groups.append([*_DIRECTIONS[u], radius * (1 + 1e-4) + 1e-6, reach + 1e-6])
+                spans.append((fadr + idx[0], len(idx)))
+        elif gt == SPHERE:
+            box[g, 3:] = size[0]
+        elif gt == CAPSULE:
+            box[g, 3:] = (size[0], size[0], size[0] + size[1])
+        elif gt == CYLINDER:
+            box[g, 3:] = (size[0], size[0], size[1])
+        elif gt in (BOX, ELLIPSOID):
+            box[g, 3:] = size
+    return {"geom_box": box, "geom_climb": climb, "hull_nbr_adr": nbr_adr,
+            "hull_nbr": np.asarray(nbr or [0], dtype=np.int32), "geom_group": group_of,
+            "hull_group": np.asarray(groups or [[0.0] * 5]), "hull_group_span": np.asarray(spans or [(0, 0)], np.int32)}
