@@ -18,8 +18,6 @@ is scaled by the larger of the two ratios; a frictionless pair (condim 1) stays 
 import numpy as np
 import taichi as ti
 
-NEUTRAL = {"links_mass_shift": 0.0, "links_COM_shift": 0.0, "geoms_friction_ratio": 1.0}
-
 
 @ti.func
 def body_mass(d: ti.template(), e, i):
