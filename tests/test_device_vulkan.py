@@ -7,20 +7,13 @@ only its own test), after checking that float64 is refused there; the 2-shard
 DistributedScene has its own shard processes. Compiling for lavapipe is slow (minutes cold,
 seconds with Taichi's offline cache warm), so the scenes are the CPU tests' own, and few.
 
-Tolerances: the known-answer checks reuse the CPU tests' functions and their tolerances,
-which are all set by physics and float rounding (the symplectic lag plus 2e-5 m, momentum to
-1e-5 of sum m|v|), not by bit-exactness: on a device, atomic float adds (MPM particle-to-grid,
-SPH density sums) land in thread-schedule order, so results agree with the CPU to rounding
-only. What is pure data movement (reset, partial reset, checkpoint load) stays bit-exact on
-the device too, and is checked as such; bit-for-bit trajectories are a CPU guarantee
-(deterministic=True), which device backends refuse.
+The checks, the mixed scene and the round trip live in `device_checks.py` (which also runs
+them on CUDA when a GPU is lent); its docstring says how the tolerances were set. Bit-for-bit
+trajectories are a CPU guarantee (deterministic=True), which device backends refuse.
 """
 
-import logging
-import os
 import sys
 import tempfile
-from pathlib import Path
 
 import cloudpickle
 import numpy as np
@@ -28,7 +21,7 @@ import pytest
 import torch
 
 import genesis_dist as gd
-import particle_checks as pc
+import device_checks as dc
 import sim as gs
 from isolated import run_isolated
 from local_ray import local_ray_fixture
@@ -39,13 +32,6 @@ needs_vulkan = pytest.mark.skipif(not VULKAN, reason=(
     "no Vulkan device: install Mesa's software driver (apt-get install mesa-vulkan-drivers; "
     "`make test` does it when run as root)"))
 cloudpickle.register_pickle_by_value(sys.modules[__name__])  # shards never import this module
-
-# Continuing the same checkpoint on the CPU and on Vulkan for ROUND_TRIP_STEPS steps: positions
-# agree to ROUND_TRIP_ATOL (m). Each step rounds differently (FMA contraction, atomic order);
-# over 3 steps that is ~1e-6 m, and 1e-4 m leaves room for contact solves that amplify it.
-ROUND_TRIP_STEPS = 3
-ROUND_TRIP_ATOL = 1e-4
-
 
 # ------------------------------------------------------------------ runtime, no device needed
 def test_type_names_and_device_follow_the_runtime():
@@ -91,26 +77,6 @@ def test_missing_vulkan_is_named_at_init(monkeypatch):
 
 
 # ------------------------------------------------------------------ scenes
-def mixed_scene():
-    """Every solver in one small batched scene: a franka on a plane, an MPM cube, an SPH block,
-    a PBD cloth and an FEM box, apart."""
-    scene = gs.Scene(mpm_options=gs.options.MPMOptions(lower_bound=(-0.5, -0.5, 0.0), upper_bound=(0.5, 0.5, 1.0),
-                                                       grid_density=16),
-                     sph_options=gs.options.SPHOptions(lower_bound=(-0.5, -0.5, 0.0), upper_bound=(0.5, 0.5, 1.0),
-                                                       particle_size=0.025),
-                     pbd_options=gs.options.PBDOptions(substeps=4),
-                     fem_options=gs.options.FEMOptions(substeps=5))
-    scene.add_entity(gs.morphs.Plane())
-    robot = scene.add_entity(gs.morphs.MJCF(file="franka.xml"))
-    scene.add_entity(gs.morphs.Box(pos=(0.2, 0.0, 0.5), size=(0.1, 0.1, 0.1)), gs.materials.MPM.Elastic())
-    scene.add_entity(gs.morphs.Box(pos=(-0.2, 0.0, 0.5), size=(0.1, 0.1, 0.1)), gs.materials.SPH.Liquid())
-    scene.add_entity(gs.morphs.Cloth(pos=(1.0, 0.0, 0.5), size=(0.2, 0.2), res=(4, 4)), gs.materials.PBD.Cloth())
-    scene.add_entity(gs.morphs.Box(pos=(1.5, 0.0, 0.3), size=(0.1, 0.1, 0.1)), gs.materials.FEM.Elastic())
-    scene.build(n_envs=2)
-    robot.control_dofs_position(np.full(9, 0.3))
-    return scene
-
-
 def build_pbd(n_envs):
     """The 2-shard DistributedScene's build function (runs in each shard)."""
     import test_pbd
@@ -119,76 +85,9 @@ def build_pbd(n_envs):
 
 
 # ------------------------------------------------------------------ the float32 Vulkan process
-class _Recorder(logging.Handler):
-    def __init__(self):
-        super().__init__()
-        self.messages = []
-
-    def emit(self, record):
-        self.messages.append(record.getMessage())
-
-
-def _checks(tmp: Path):
-    """name -> function of the checks run on the device; each is a CPU test's own check."""
-    import test_domain_randomisation
-    import test_fem
-    import test_mpm
-    import test_pbd
-    import test_rigid_contact
-    import test_rigid_entity
-    import test_spec_snippets
-    import test_sph
-
-    def spec_snippets():
-        monkeypatch = pytest.MonkeyPatch()
-        try:
-            test_spec_snippets.test_spec_snippets_run_as_written(tmp, monkeypatch)
-        finally:
-            monkeypatch.undo()
-
-    def franka_api():
-        scene, robot, box = test_rigid_entity.franka_scene.__wrapped__()
-        test_rigid_entity.test_shapes_and_links((scene, robot, box))
-        test_rigid_entity.test_set_position_only_touches_selected_envs((scene, robot, box))
-        q = robot.get_dofs_position()
-        assert q.device == gs.device and q.dtype == gs.tc_float
-        pc.check_partial_reset(scene, envs_idx=(1, 3))
-        test_domain_randomisation.check_parameters_kept_and_restored(scene, robot, box)
-
-    def mpm():
-        falling = test_mpm.three_bodies()
-        test_mpm.test_free_fall_matches_ballistic_path(falling)
-        pc.check_partial_reset(falling[0], envs_idx=(0, 2))
-        test_mpm.test_momentum_is_conserved_without_gravity_or_walls(test_mpm.colliding_boxes())
-
-    def sph():
-        falling = test_sph.two_blocks()
-        test_sph.test_free_fall_matches_ballistic_path(falling)
-        pc.check_partial_reset(falling[0])
-        test_sph.test_momentum_is_conserved_without_gravity_or_walls()
-
-    def pbd():
-        test_pbd.test_free_fall_matches_ballistic_formula()
-        test_pbd.test_particles_land_on_floor_and_stack()
-        test_pbd.test_partial_reset_touches_only_those_envs()
-
-    def fem():
-        test_fem.test_free_fall_matches_ballistic_formula()
-        test_fem.test_rests_on_floor_stably()
-        test_fem.test_partial_reset_touches_only_those_envs()
-
-    return {"spec_snippets": spec_snippets, "franka_api": franka_api,
-            "rigid_contact": test_rigid_contact.test_momentum_in_free_flight_and_collision,
-            "mpm": mpm, "sph": sph, "pbd": pbd, "fem": fem}
-
-
 def _vulkan_float32(tmp: str, cpu_checkpoint: str):
-    """In a fresh process: gs.gpu (Vulkan where there is no CUDA), every check, and the device
-    half of the checkpoint round trip. Returns what the tests assert on."""
-    import traceback
-
-    recorder = _Recorder()
-    logging.getLogger("sim").addHandler(recorder)
+    """In a fresh process: float64 refused on Vulkan, then gs.gpu (Vulkan where there is no
+    CUDA) runs every check and the device half of the checkpoint round trip."""
     backend = gs.vulkan if runtime.available(gs.cuda) else gs.gpu
     try:
         gs.init(backend=backend, precision="64")
@@ -196,21 +95,7 @@ def _vulkan_float32(tmp: str, cpu_checkpoint: str):
         refused = str(e)
     else:
         raise AssertionError("gs.init(precision='64') on Vulkan was accepted")
-    gs.init(backend=backend)  # the refusal left no runtime behind
-    out = {"backend": runtime.config().backend, "notices": recorder.messages, "device": str(gs.device),
-           "tc_float": str(gs.tc_float), "float64_refused": refused, "failures": {}}
-    for name, check in _checks(Path(tmp)).items():
-        try:
-            check()
-        except Exception:  # reported to the parent, which fails this check's test
-            out["failures"][name] = traceback.format_exc()
-    scene = mixed_scene()
-    scene.load_checkpoint(cpu_checkpoint)
-    out["loaded"] = scene.get_state().arrays()
-    out["continued"] = pc.run(scene, ROUND_TRIP_STEPS)
-    scene.save_checkpoint(os.path.join(tmp, "vulkan.pkl"))
-    out["saved"] = scene.get_state().arrays()
-    return out
+    return dict(dc.device_half(tmp, cpu_checkpoint, backend), float64_refused=refused)
 
 
 @pytest.fixture(scope="module")
@@ -219,15 +104,9 @@ def vulkan_run():
     if not VULKAN:
         pytest.skip(needs_vulkan.kwargs["reason"])
     with tempfile.TemporaryDirectory() as tmp:
-        cpu = mixed_scene()
-        pc.run(cpu, 2)
-        path = os.path.join(tmp, "cpu.pkl")
-        cpu.save_checkpoint(path)
-        saved = cpu.get_state()
-        continued = pc.run(cpu, ROUND_TRIP_STEPS)
+        cpu, path, first = dc.cpu_half(tmp)
         out = run_isolated(_vulkan_float32, tmp, path, call_init=False, timeout=1200)
-        cpu.load_checkpoint(os.path.join(tmp, "vulkan.pkl"))
-        yield dict(out, cpu_scene=cpu, cpu_saved=saved.arrays(), cpu_continued=continued)
+        yield dict(out, cpu_scene=cpu, tmp=tmp, **first)
 
 
 @needs_vulkan
@@ -249,6 +128,8 @@ def test_float64_on_vulkan_is_refused_at_init_by_name(vulkan_run):
 @needs_vulkan
 @pytest.mark.parametrize("check", ["spec_snippets", "franka_api", "rigid_contact", "mpm", "sph", "pbd", "fem"])
 def test_check_passes_on_vulkan(vulkan_run, check):
+    if check in vulkan_run["skipped"]:
+        pytest.skip(vulkan_run["skipped"][check])
     assert check not in vulkan_run["failures"], vulkan_run["failures"].get(check)
 
 
@@ -256,16 +137,7 @@ def test_check_passes_on_vulkan(vulkan_run, check):
 def test_checkpoint_round_trip_cpu_vulkan_cpu(vulkan_run):
     """CPU saves, Vulkan loads bit for bit and continues as the CPU did (to rounding), Vulkan
     saves, the CPU loads bit for bit."""
-    for key, value in vulkan_run["cpu_saved"].items():
-        np.testing.assert_array_equal(vulkan_run["loaded"][key], value, err_msg=f"Vulkan loading {key}")
-    for key, value in vulkan_run["cpu_continued"].items():
-        if value.dtype.kind == "f":
-            np.testing.assert_allclose(vulkan_run["continued"][key], value, rtol=0, atol=ROUND_TRIP_ATOL, err_msg=key)
-        else:
-            np.testing.assert_array_equal(vulkan_run["continued"][key], value, err_msg=key)
-    back = vulkan_run["cpu_scene"].get_state().arrays()
-    for key, value in vulkan_run["saved"].items():
-        np.testing.assert_array_equal(back[key], value, err_msg=f"CPU loading {key}")
+    dc.check_round_trip(vulkan_run)
 
 
 # ------------------------------------------------------------------ genesis_dist on Vulkan
