@@ -72,7 +72,7 @@ def test_friction_stops_a_sliding_box(resting):
 
 def _momentum(entity, mass):
     """Linear momentum and angular momentum about the origin of a free body whose com is its origin."""
-    q, v = entity.get_qpos().numpy().astype(np.float64), entity.get_dofs_velocity().numpy().astype(np.float64)
+    q, v = (t.cpu().numpy().astype(np.float64) for t in (entity.get_qpos(), entity.get_dofs_velocity()))
     w, x, y, z = q[3:7]
     rot = np.array([[1 - 2 * (y * y + z * z), 2 * (x * y - w * z), 2 * (x * z + w * y)],
                     [2 * (x * y + w * z), 1 - 2 * (x * x + z * z), 2 * (y * z - w * x)],
@@ -103,7 +103,7 @@ def test_momentum_in_free_flight_and_collision():
     for _ in range(200):
         scene.step()
     p1, pbox1, l1 = totals()
-    va, vb = a.get_dofs_velocity().numpy()[:3], b.get_dofs_velocity().numpy()[:3]
+    va, vb = a.get_dofs_velocity().cpu().numpy()[:3], b.get_dofs_velocity().cpu().numpy()[:3]
     assert np.linalg.norm(va - vb) < 0.8, "the spheres collided"  # they approached at 1.5 m/s
     assert np.allclose(p1, p0, atol=1e-5 * m_sphere), (p0, p1)
     assert np.allclose(pbox1, pbox0, atol=1e-6)

@@ -46,7 +46,7 @@ def test_set_position_only_touches_selected_envs(franka_scene):
     robot.set_dofs_position(torch.tensor([0.5, -0.3]), dofs_idx_local=[0, 1], envs_idx=[1, 3])
     after = robot.get_dofs_position()
     assert torch.equal(after[[0, 2]], before[[0, 2]])
-    assert torch.allclose(after[[1, 3]][:, :2].double(), torch.tensor([[0.5, -0.3]] * 2, dtype=torch.float64))
+    assert torch.allclose(after[[1, 3]][:, :2].double().cpu(), torch.tensor([[0.5, -0.3]] * 2, dtype=torch.float64))
     hand_after = robot.get_link("hand").get_pos()
     assert torch.equal(hand_after[0], hand_before[0])
     assert not torch.allclose(hand_after[1], hand_before[1])  # links follow qpos at once
