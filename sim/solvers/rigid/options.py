@@ -40,7 +40,7 @@ class RigidOptions:
     iterations: int = 30
     baumgarte: float = 0.2
     contact_slop: float = 1e-3
-    contact_margin: float = 0.01
+    contact_margin: float = 0.0
     max_contacts: int = 64
     dt: float | None = None
     gravity: tuple | None = None
