@@ -10,9 +10,13 @@ sphere-box 1, capsule-box up to 3 (spheres on the segment: see `_capsule_box`), 
 to 8 (corners of one box against the face of least overlap of the other, chosen by a
 separating-axis test over face normals: edge-edge contact between two boxes is an
 approximation, found only through corners), any other pair up to 4.
-A contact is reported while the gap is below the margin plus the distance the two geoms
-could close in one step at their current speeds, so the solver can stop bodies from closing
-more than the gap (speculative contact: no tunnelling, no impact penetration, no jitter).
+A contact is reported while the gap is below the model's margin - gap (MuJoCo's geom or
+<pair> margin and gap), plus the distance the two geoms can close in this step (each geom's
+reach, from the velocity the step integrates before constraint impulses: dofs_vel + dt qacc),
+plus RigidOptions.contact_margin (0 by default, as MuJoCo reports no contact beyond its
+margin). The solver then stops bodies from closing more than the gap (speculative contact: no
+tunnelling, no impact penetration); a resting contact (gap about 0 or below) stays reported,
+so it does not flicker.
 Normals point from the first geom of the pair to the second.
 """
 
