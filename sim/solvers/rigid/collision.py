@@ -10,9 +10,13 @@ sphere-box 1, capsule-box up to 3 (spheres on the segment: see `_capsule_box`), 
 to 8 (corners of one box against the face of least overlap of the other, chosen by a
 separating-axis test over face normals: edge-edge contact between two boxes is an
 approximation, found only through corners), any other pair up to 4.
-A contact is reported while the gap is below the margin plus the distance the two geoms
-could close in one step at their current speeds, so the solver can stop bodies from closing
-more than the gap (speculative contact: no tunnelling, no impact penetration, no jitter).
+A contact is reported while the gap is below the model's margin - gap (MuJoCo's geom or
+<pair> margin and gap), plus the distance the two geoms can close in this step (each geom's
+reach, from the velocity the step integrates before constraint impulses: dofs_vel + dt qacc),
+plus RigidOptions.contact_margin (0 by default, as MuJoCo reports no contact beyond its
+margin). The solver then stops bodies from closing more than the gap (speculative contact: no
+tunnelling, no impact penetration); a resting contact (gap about 0 or below) stays reported,
+so it does not flicker.
 Normals point from the first geom of the pair to the second.
 """
 
@@ -129,6 +133,7 @@ def _box_face_contacts(d: ti.template(), e, ga, gb, k, g1, g2):
     face = ti.Vector([0.0, 0.0, 0.0])
     face[k] = side
     normal = rot_a @ face
+    band = ti.max(d.pair_margin[e], 0.0) + 1e-4 * (sa[0] + sa[1] + sa[2])  # flush edges stay inside
     if ga != g1:
         normal = -normal
     for corner in range(8):
@@ -139,7 +144,7 @@ def _box_face_contacts(d: ti.template(), e, ga, gb, k, g1, g2):
         depth = sa[k] - side * local[k]
         inside = depth > -d.pair_margin[e]
         for j in ti.static(range(3)):
-            if j != k and ti.abs(local[j]) > sa[j] + d.margin:
+            if j != k and ti.abs(local[j]) > sa[j] + band:
                 inside = False
         if inside:
             add_contact(d, e, p, normal, depth, g1, g2)
@@ -194,7 +199,7 @@ def _capsule_box(d: ti.template(), e, g1, g2):
         local = rot.transpose() @ (a + t * (b - a) - centre)
         clamped = ti.Vector([ti.min(ti.max(local[k], -size[k]), size[k]) for k in ti.static(range(3))])
         t = _segment_param(a, b, centre + rot @ clamped)
-    threshold = ti.max(_box_distance(d, e, g2, a + t * (b - a)), r) + 0.25 * d.margin
+    threshold = ti.max(_box_distance(d, e, g2, a + t * (b - a)), r) + 0.25 * ti.max(d.pair_margin[e], 0.0) + 1e-4 * r
     for k in range(3):  # k = 0, 1: the two ends of the stretch; k = 2: the closest point
         param = t
         if k < 2:
@@ -213,17 +218,40 @@ def _capsule_box(d: ti.template(), e, g1, g2):
 
 
 @ti.func
-def _speed_bound(d: ti.template(), e, g):
-    """An upper bound on the speed of any point of geom g."""
-    b = d.geom_body[g]
-    w = d.cvel_ang[e, b]
-    return (d.cvel_lin[e, b] + w.cross(d.gxpos[e, g])).norm() + w.norm() * d.geom_rbound[g]
+def _geom_reach(d: ti.template(), e):
+    """geom_reach[e, g]: how far any point of geom g can move in this step. The velocity is the
+    one the step integrates before constraint impulses, dofs_vel + dt * qacc (semi-implicit
+    Euler), so a body at rest that starts to fall reaches g dt^2; per body it is summed down
+    the tree over the dofs' motion axes (as kinematics sums cvel), per geom it bounds the speed
+    of its centre plus |omega| times its bounding radius."""
+    d.pvel_ang[e, 0] = ti.Vector([0.0, 0.0, 0.0])
+    d.pvel_lin[e, 0] = ti.Vector([0.0, 0.0, 0.0])
+    for b in range(1, d.nbody):
+        w, v = d.pvel_ang[e, d.body_parent[b]], d.pvel_lin[e, d.body_parent[b]]
+        for j in range(d.body_jntadr[b], d.body_jntadr[b] + d.body_jntnum[b]):
+            for k in range(d.jnt_dadr[j], d.jnt_dadr[j] + d.jnt_dofnum[j]):
+                qvel = d.dofs_vel[e, k] + d.dt * d.qacc[e, k]
+                w += d.cdof_ang[e, k] * qvel
+                v += d.cdof_lin[e, k] * qvel
+        d.pvel_ang[e, b], d.pvel_lin[e, b] = w, v
+    for g in range(d.ngeom):
+        b = d.geom_body[g]
+        w = d.pvel_ang[e, b]
+        d.geom_reach[e, g] = d.dt * ((d.pvel_lin[e, b] + w.cross(d.gxpos[e, g])).norm() + w.norm() * d.geom_rbound[g])
 
 
 @ti.func
-def _may_touch(d: ti.template(), e, g1, g2):
+def _pair_band(d: ti.template(), e, pr):
+    """Pair pr is reported below this gap: the option's fixed band (RigidOptions.contact_margin),
+    the model's margin - gap, and the distance the two geoms can close in this step."""
+    return (d.margin + d.pair_offset[pr] + d.geom_reach[e, d.pair_geoms[pr][0]]
+            + d.geom_reach[e, d.pair_geoms[pr][1]])
+
+
+@ti.func
+def _may_touch(d: ti.template(), e, g1, g2, band):
     """Bounding-sphere test (g1 may be a plane): the broad phase's per-step pruning."""
-    reach = d.pair_margin[e] + d.geom_rbound[g2]
+    reach = band + d.geom_rbound[g2]
     out = True
     if d.geom_type[g1] == PLANE:
         normal = ti.Vector([d.gxmat[e, g1][0, 2], d.gxmat[e, g1][1, 2], d.gxmat[e, g1][2, 2]])
@@ -234,25 +262,26 @@ def _may_touch(d: ti.template(), e, g1, g2):
 
 
 @ti.func
-def _begin_pair(d: ti.template(), e, pr):
-    """Loads pair pr's parameters into the env's scratch; False if its bounding spheres are apart."""
-    g1, g2 = d.pair_geoms[pr][0], d.pair_geoms[pr][1]
+def _begin_pair(d: ti.template(), e, pr, band):
+    """Loads pair pr's parameters (reported below gap `band`) into the env's scratch."""
     d.pair_offset_e[e] = d.pair_offset[pr]
     d.pair_mu_e[e] = params.pair_friction(d, e, pr)  # with the env's friction ratios
-    # report contacts the pair could reach within this step, not only the near ones
-    d.pair_margin[e] = d.margin + d.pair_offset[pr] + d.dt * (_speed_bound(d, e, g1) + _speed_bound(d, e, g2))
-    return _may_touch(d, e, g1, g2)
+    d.pair_margin[e] = band
 
 
 @ti.kernel
 def detect_primitive(d: ti.template()):
-    """Pairs [0, npair_primitive): the exact primitive paths. Starts each env's contact list."""
+    """Pairs [0, npair_primitive): the exact primitive paths. Starts each env's contact list,
+    after each geom's reach in this step (used by every pair, here and in the convex kernels)."""
     for e in range(d.batch):
         d.con_count[e] = 0
+        _geom_reach(d, e)
         for pr in range(d.npair_primitive):
-            if not _begin_pair(d, e, pr):
-                continue
             g1, g2 = d.pair_geoms[pr][0], d.pair_geoms[pr][1]
+            band = _pair_band(d, e, pr)
+            if not _may_touch(d, e, g1, g2, band):
+                continue
+            _begin_pair(d, e, pr, band)
             t1, t2 = d.geom_type[g1], d.geom_type[g2]
             c1, c2 = d.gxpos[e, g1], d.gxpos[e, g2]
             r1, r2 = d.geom_size[g1][0], d.geom_size[g2][0]
@@ -298,9 +327,10 @@ def prune_convex(d: ti.template()):
     for e in range(d.batch):
         for pr in range(d.npair_primitive, d.npair):
             g1, g2 = d.pair_geoms[pr][0], d.pair_geoms[pr][1]
+            band = _pair_band(d, e, pr)
             live = 0
-            if _begin_pair(d, e, pr):
-                if d.geom_type[g1] == PLANE or not hull.boxes_apart(d, e, g1, g2, d.pair_margin[e]):
+            if _may_touch(d, e, g1, g2, band):
+                if d.geom_type[g1] == PLANE or not hull.boxes_apart(d, e, g1, g2, band):
                     live = 1
             d.pair_live[e, pr - d.npair_primitive] = live
 
@@ -311,7 +341,7 @@ def detect_convex(d: ti.template()):
     for e in range(d.batch):
         for pr in range(d.npair_primitive, d.npair):
             if d.pair_live[e, pr - d.npair_primitive]:
-                _begin_pair(d, e, pr)
+                _begin_pair(d, e, pr, _pair_band(d, e, pr))
                 convex.detect(d, e, d.pair_geoms[pr][0], d.pair_geoms[pr][1])
 
 

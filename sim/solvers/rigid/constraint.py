@@ -74,7 +74,7 @@ def _build_rows(d: ti.template(), e, dt):
             for side in ti.static(range(2)):
                 sign = 1.0 if side == 0 else -1.0
                 depth = sign * (d.jnt_range[j][side] - q) + d.jnt_margin[j]
-                if depth > -d.margin - dt * ti.abs(d.dofs_vel[e, k]) and n < d.max_rows:
+                if depth > -d.margin - dt * ti.abs(d.dofs_vel[e, k] + dt * d.qacc[e, k]) and n < d.max_rows:
                     _clear_row(d, e, n)
                     d.row_J[e, n, k] = sign
                     d.row_kind[e, n] = UNILATERAL
@@ -85,7 +85,7 @@ def _build_rows(d: ti.template(), e, dt):
         length = 0.0
         for w in range(d.ten_adr[t], d.ten_adr[t] + d.ten_num[t]):
             length += d.wrap_coef[w] * d.qpos[e, d.wrap_qadr[w]]
-            speed += ti.abs(d.wrap_coef[w] * d.dofs_vel[e, d.wrap_dof[w]])
+            speed += ti.abs(d.wrap_coef[w] * (d.dofs_vel[e, d.wrap_dof[w]] + dt * d.qacc[e, d.wrap_dof[w]]))
         for side in ti.static(range(2)):
             sign = 1.0 if side == 0 else -1.0
             depth = sign * (d.ten_range[t][side] - length) + d.ten_margin[t]

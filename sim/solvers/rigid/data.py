@@ -197,6 +197,10 @@ class RigidData:
         n_features = max([8] + [h[1] for h in model.geom_hull])
         self.patch_point = ti.Vector.field(4, ti_float, shape=(batch, 2 * n_features))
         self.pair_live = ti.field(ti.i32, shape=(batch, max(len(pairs) - pairs.n_primitive, 1)))  # see prune_convex
+        # collision: how far each geom can move in this step (collision._geom_reach), from each body's
+        # velocity before constraint impulses (dofs_vel + dt * qacc)
+        self.pvel_ang, self.pvel_lin = vec3(nb), vec3(nb)
+        self.geom_reach = ti.field(ti_float, shape=(batch, ng))
 
 
 def constraint_rows(model: ModelArrays, max_contacts: int) -> int:

@@ -29,8 +29,10 @@ class RigidOptions:
     """iterations: most Gauss-Seidel sweeps of the constraint solver per substep (it stops
     early once the impulses stop changing).
     baumgarte: fraction of a penetration removed per substep. contact_slop: penetration (m)
-    left alone, so resting contacts do not jitter. contact_margin: gap (m) below which a
-    contact is reported (speculatively). max_contacts: cap per environment.
+    left alone, so resting contacts do not jitter. contact_margin: a fixed band (m) added to
+    every pair's reporting distance, on top of the model's margin and of the distance the pair
+    can close in the step (see collision.py); 0 as MuJoCo, raise it to report contacts earlier
+    (joint and tendon limits use it too). max_contacts: cap per environment.
 
     Genesis's names: dt / gravity (None: SimOptions'), enable_collision, enable_self_collision,
     enable_joint_limit, disable_constraint are honoured; enable_adjacent_collision=True (collide
@@ -40,7 +42,7 @@ class RigidOptions:
     iterations: int = 30
     baumgarte: float = 0.2
     contact_slop: float = 1e-3
-    contact_margin: float = 0.01
+    contact_margin: float = 0.0
     max_contacts: int = 64
     dt: float | None = None
     gravity: tuple | None = None
