@@ -9,6 +9,7 @@ from sim.solvers.rigid.elements import EQ_ROWS
 from sim.solvers.rigid.geometry import collision_arrays
 from sim.solvers.rigid.model import DOF_SIZE, ModelArrays
 from sim.solvers.rigid.params import pair_friction_sources
+from sim.solvers.rigid.tree import ancestor_arrays
 
 
 def _field(arr: np.ndarray, ti_float):
@@ -126,6 +127,9 @@ class RigidData:
         self.pair_geoms, self.pair_mu_src = c("pair_geoms"), c("pair_mu_src")
         self.pair_offset, self.pair_cap = c("pair_offset"), c("pair_cap")
         self.qpos0 = c("qpos0")
+        # ---- helper "dyn" (smooth stages): each dof's ancestors as a flat list (see tree.py)
+        arrays.update(ancestor_arrays(model.dof_parent))
+        self.dof_ancadr, self.dof_ancnum, self.dof_anc = c("dof_ancadr"), c("dof_ancnum"), c("dof_anc")
         c.load()
         self.batch, self.nbody, self.njnt, self.nv = batch, model.nbody, model.njnt, model.nv
         self.ngeom, self.npair, self.npair_primitive = model.ngeom, len(pairs), pairs.n_primitive

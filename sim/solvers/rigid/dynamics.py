@@ -38,20 +38,17 @@ def mass_matrix(d: ti.template()):
                 d.crb_m[e, p] += d.crb_m[e, i]
                 d.crb_h[e, p] += d.crb_h[e, i]
                 d.crb_I[e, p] += d.crb_I[e, i]
-        for a in range(d.nv):
-            for b in range(d.nv):
-                d.mass[e, a, b] = 0.0
+        # entries off the dof tree are never written: they keep the zeros the field was allocated with
         for i in range(d.nv):
             b = d.dof_body[i]
             f_ang, f_lin = inertia_apply(d.crb_m[e, b], d.crb_h[e, b], d.crb_I[e, b],
                                          d.cdof_ang[e, i], d.cdof_lin[e, i])
             d.mass[e, i, i] = d.cdof_ang[e, i].dot(f_ang) + d.cdof_lin[e, i].dot(f_lin) + d.dof_armature[i]
-            j = d.dof_parent[i]
-            while j >= 0:
+            for p in range(d.dof_ancadr[i], d.dof_ancadr[i] + d.dof_ancnum[i]):
+                j = d.dof_anc[p]
                 value = d.cdof_ang[e, j].dot(f_ang) + d.cdof_lin[e, j].dot(f_lin)
                 d.mass[e, i, j] = value
                 d.mass[e, j, i] = value
-                j = d.dof_parent[j]
 
 
 @ti.kernel
@@ -171,10 +168,10 @@ def smooth_acceleration(d: ti.template(), dt: float):
             d.qfrc_smooth[e, k] = force + limited - d.bias[e, k]
             if mode != CTRL_FORCE and clamped == ctrl and limited == actuation:
                 d.implicit_gain[e, k] += d.dofs_kv[e, k]
-        for a in range(d.nv):
-            for b in range(d.nv):
-                d.factor[e, a, b] = d.mass[e, a, b]
-            d.factor[e, a, a] += dt * d.implicit_gain[e, a]
+        for a in range(d.nv):  # the lower triangle along the tree: all that the factor reads
+            d.factor[e, a, a] = d.mass[e, a, a] + dt * d.implicit_gain[e, a]
+            for p in range(d.dof_ancadr[a], d.dof_ancadr[a] + d.dof_ancnum[a]):
+                d.factor[e, a, d.dof_anc[p]] = d.mass[e, a, d.dof_anc[p]]
         factor_ldl(d, e)
         for k in range(d.nv):
             d.qacc[e, k] = d.qfrc_smooth[e, k]
@@ -183,18 +180,20 @@ def smooth_acceleration(d: ti.template(), dt: float):
 
 @ti.func
 def factor_ldl(d: ti.template(), e):
-    """In place: factor = L^T D L along the dof tree (D on the diagonal, L below it)."""
+    """In place: factor = L^T D L along the dof tree (D on the diagonal, L below it; only the
+    tree's entries of the lower triangle are read or written)."""
     for r in range(d.nv):
         k = d.nv - 1 - r
-        i = d.dof_parent[k]
-        while i >= 0:
-            ratio = d.factor[e, k, i] / d.factor[e, k, k]
-            j = i
-            while j >= 0:
+        start, count = d.dof_ancadr[k], d.dof_ancnum[k]
+        diag = d.factor[e, k, k]
+        for p in range(count):
+            i = d.dof_anc[start + p]
+            ratio = d.factor[e, k, i] / diag
+            d.factor[e, i, i] -= ratio * d.factor[e, k, i]
+            for q in range(p + 1, count):  # the ancestors of i
+                j = d.dof_anc[start + q]
                 d.factor[e, i, j] -= ratio * d.factor[e, k, j]
-                j = d.dof_parent[j]
             d.factor[e, k, i] = ratio
-            i = d.dof_parent[i]
 
 
 @ti.func
@@ -202,14 +201,14 @@ def solve_ldl(d: ti.template(), e, x: ti.template()):
     """x[e, :] <- H^-1 x[e, :] with the factor from `factor_ldl`; x is (batch, nv)."""
     for r in range(d.nv):
         i = d.nv - 1 - r
-        j = d.dof_parent[i]
-        while j >= 0:
-            x[e, j] -= d.factor[e, i, j] * x[e, i]
-            j = d.dof_parent[j]
+        xi = x[e, i]
+        for p in range(d.dof_ancadr[i], d.dof_ancadr[i] + d.dof_ancnum[i]):
+            j = d.dof_anc[p]
+            x[e, j] -= d.factor[e, i, j] * xi
     for i in range(d.nv):
         x[e, i] /= d.factor[e, i, i]
     for i in range(d.nv):
-        j = d.dof_parent[i]
-        while j >= 0:
-            x[e, i] -= d.factor[e, i, j] * x[e, j]
-            j = d.dof_parent[j]
+        acc = x[e, i]
+        for p in range(d.dof_ancadr[i], d.dof_ancadr[i] + d.dof_ancnum[i]):
+            acc -= d.factor[e, i, d.dof_anc[p]] * x[e, d.dof_anc[p]]
+        x[e, i] = acc
