@@ -12,8 +12,9 @@
   the same for joint damping alone). Tendon damping and tendon actuators' kv enter H on the
   diagonal only.
 
-H is factored as L^T D L along the dof tree (MuJoCo's mj_factorM layout: only ancestors of
-a dof are touched, so several robots in one scene cost no more than each alone).
+H is factored as L^T D L along the dof tree, stored sparse (MuJoCo's mj_factorM layout: only
+ancestors of a dof are touched or stored, so several robots in one scene cost no more than
+each alone).
 """
 
 import taichi as ti
@@ -168,10 +169,10 @@ def smooth_acceleration(d: ti.template(), dt: float):
             d.qfrc_smooth[e, k] = force + limited - d.bias[e, k]
             if mode != CTRL_FORCE and clamped == ctrl and limited == actuation:
                 d.implicit_gain[e, k] += d.dofs_kv[e, k]
-        for a in range(d.nv):  # the lower triangle along the tree: all that the factor reads
-            d.factor[e, a, a] = d.mass[e, a, a] + dt * d.implicit_gain[e, a]
+        for a in range(d.nv):
+            d.ld_diag[e, a] = d.mass[e, a, a] + dt * d.implicit_gain[e, a]
             for p in range(d.dof_ancadr[a], d.dof_ancadr[a] + d.dof_ancnum[a]):
-                d.factor[e, a, d.dof_anc[p]] = d.mass[e, a, d.dof_anc[p]]
+                d.ld[e, p] = d.mass[e, a, d.dof_anc[p]]
         factor_ldl(d, e)
         for k in range(d.nv):
             d.qacc[e, k] = d.qfrc_smooth[e, k]
@@ -180,20 +181,22 @@ def smooth_acceleration(d: ti.template(), dt: float):
 
 @ti.func
 def factor_ldl(d: ti.template(), e):
-    """In place: factor = L^T D L along the dof tree (D on the diagonal, L below it; only the
-    tree's entries of the lower triangle are read or written)."""
+    """In place: H = L^T D L along the dof tree, stored sparse as MuJoCo does: D in `ld_diag`,
+    and row k of L (its entries at k's ancestors) in `ld` at k's ancestor list (tree.py). The
+    ancestors of k's p-th ancestor i are the entries after it, and i's own row lists them in
+    the same order, so the update of row i is a walk along two contiguous runs."""
     for r in range(d.nv):
         k = d.nv - 1 - r
         start, count = d.dof_ancadr[k], d.dof_ancnum[k]
-        diag = d.factor[e, k, k]
+        diag = d.ld_diag[e, k]
         for p in range(count):
             i = d.dof_anc[start + p]
-            ratio = d.factor[e, k, i] / diag
-            d.factor[e, i, i] -= ratio * d.factor[e, k, i]
-            for q in range(p + 1, count):  # the ancestors of i
-                j = d.dof_anc[start + q]
-                d.factor[e, i, j] -= ratio * d.factor[e, k, j]
-            d.factor[e, k, i] = ratio
+            ratio = d.ld[e, start + p] / diag
+            d.ld_diag[e, i] -= ratio * d.ld[e, start + p]
+            row_i = d.dof_ancadr[i] - p - 1  # entry q of k's list is entry q - p - 1 of i's
+            for q in range(p + 1, count):
+                d.ld[e, row_i + q] -= ratio * d.ld[e, start + q]
+            d.ld[e, start + p] = ratio
 
 
 @ti.func
@@ -203,12 +206,11 @@ def solve_ldl(d: ti.template(), e, x: ti.template()):
         i = d.nv - 1 - r
         xi = x[e, i]
         for p in range(d.dof_ancadr[i], d.dof_ancadr[i] + d.dof_ancnum[i]):
-            j = d.dof_anc[p]
-            x[e, j] -= d.factor[e, i, j] * xi
+            x[e, d.dof_anc[p]] -= d.ld[e, p] * xi
     for i in range(d.nv):
-        x[e, i] /= d.factor[e, i, i]
+        x[e, i] /= d.ld_diag[e, i]
     for i in range(d.nv):
         acc = x[e, i]
         for p in range(d.dof_ancadr[i], d.dof_ancadr[i] + d.dof_ancnum[i]):
-            acc -= d.factor[e, i, d.dof_anc[p]] * x[e, d.dof_anc[p]]
+            acc -= d.ld[e, p] * x[e, d.dof_anc[p]]
         x[e, i] = acc
