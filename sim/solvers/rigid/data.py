@@ -9,6 +9,7 @@ from sim.solvers.rigid.elements import EQ_ROWS
 from sim.solvers.rigid.geometry import collision_arrays
 from sim.solvers.rigid.model import DOF_SIZE, ModelArrays
 from sim.solvers.rigid.params import pair_friction_sources
+from sim.solvers.rigid.tree import ancestor_arrays
 
 
 def _field(arr: np.ndarray, ti_float):
@@ -126,7 +127,13 @@ class RigidData:
         self.pair_geoms, self.pair_mu_src = c("pair_geoms"), c("pair_mu_src")
         self.pair_offset, self.pair_cap = c("pair_offset"), c("pair_cap")
         self.qpos0 = c("qpos0")
+        # ---- helper "dyn" (smooth stages): each dof's ancestors as a flat list (see tree.py)
+        arrays.update(ancestor_arrays(model.dof_parent))
+        self.dof_ancadr, self.dof_ancnum, self.dof_anc = c("dof_ancadr"), c("dof_ancnum"), c("dof_anc")
         c.load()
+        # L^T D L of H = M + dt * diag(implicit_gain), sparse along the tree (dynamics.factor_ldl)
+        self.ld = ti.field(ti_float, shape=(batch, max(len(arrays["dof_anc"]), 1)))
+        self.ld_diag = ti.field(ti_float, shape=(batch, max(model.nv, 1)))
         self.batch, self.nbody, self.njnt, self.nv = batch, model.nbody, model.njnt, model.nv
         self.ngeom, self.npair, self.npair_primitive = model.ngeom, len(pairs), pairs.n_primitive
         self.ntendon, self.nact, self.neq = model.ntendon, model.nact, model.neq
@@ -163,7 +170,6 @@ class RigidData:
         self.crb_I = ti.Matrix.field(3, 3, ti_float, shape=(batch, nb))
         self.cacc_ang, self.cacc_lin, self.cfrc_ang, self.cfrc_lin = vec3(nb), vec3(nb), vec3(nb), vec3(nb)
         self.mass = ti.field(ti_float, shape=(batch, nv, nv))     # M (with armature)
-        self.factor = ti.field(ti_float, shape=(batch, nv, nv))   # L^T D L of H = M + dt * diag(implicit_gain)
         self.bias = per_dof()            # C(q, qd) qd + g (MuJoCo's qfrc_bias)
         self.qfrc_smooth = per_dof()     # passive + control - bias (MuJoCo's qfrc_smooth)
         self.implicit_gain = per_dof()   # damping + servo kv taken implicitly into H

@@ -12,8 +12,13 @@
   the same for joint damping alone). Tendon damping and tendon actuators' kv enter H on the
   diagonal only.
 
-H is factored as L^T D L along the dof tree (MuJoCo's mj_factorM layout: only ancestors of
-a dof are touched, so several robots in one scene cost no more than each alone).
+H is factored as L^T D L along the dof tree, stored sparse (MuJoCo's mj_factorM layout: only
+ancestors of a dof are touched or stored, so several robots in one scene cost no more than
+each alone).
+
+Fields are updated as `x[i] = x[i] + v`, never `x[i] += v`: inside the parallel loop over envs
+Taichi compiles an augmented assignment to a field into an atomic (a compare-and-swap loop on
+the CPU), about 3x slower here; each env's rows belong to one thread, so no atomic is needed.
 """
 
 import taichi as ti
@@ -35,23 +40,20 @@ def mass_matrix(d: ti.template()):
             i = d.nbody - 1 - r
             p = d.body_parent[i]
             if p > 0:
-                d.crb_m[e, p] += d.crb_m[e, i]
-                d.crb_h[e, p] += d.crb_h[e, i]
-                d.crb_I[e, p] += d.crb_I[e, i]
-        for a in range(d.nv):
-            for b in range(d.nv):
-                d.mass[e, a, b] = 0.0
+                d.crb_m[e, p] = d.crb_m[e, p] + d.crb_m[e, i]
+                d.crb_h[e, p] = d.crb_h[e, p] + d.crb_h[e, i]
+                d.crb_I[e, p] = d.crb_I[e, p] + d.crb_I[e, i]
+        # entries off the dof tree are never written: they keep the zeros the field was allocated with
         for i in range(d.nv):
             b = d.dof_body[i]
             f_ang, f_lin = inertia_apply(d.crb_m[e, b], d.crb_h[e, b], d.crb_I[e, b],
                                          d.cdof_ang[e, i], d.cdof_lin[e, i])
             d.mass[e, i, i] = d.cdof_ang[e, i].dot(f_ang) + d.cdof_lin[e, i].dot(f_lin) + d.dof_armature[i]
-            j = d.dof_parent[i]
-            while j >= 0:
+            for p in range(d.dof_ancadr[i], d.dof_ancadr[i] + d.dof_ancnum[i]):
+                j = d.dof_anc[p]
                 value = d.cdof_ang[e, j].dot(f_ang) + d.cdof_lin[e, j].dot(f_lin)
                 d.mass[e, i, j] = value
                 d.mass[e, j, i] = value
-                j = d.dof_parent[j]
 
 
 @ti.kernel
@@ -81,8 +83,8 @@ def bias_forces(d: ti.template()):
             i = d.nbody - 1 - r
             p = d.body_parent[i]
             if p > 0:
-                d.cfrc_ang[e, p] += d.cfrc_ang[e, i]
-                d.cfrc_lin[e, p] += d.cfrc_lin[e, i]
+                d.cfrc_ang[e, p] = d.cfrc_ang[e, p] + d.cfrc_ang[e, i]
+                d.cfrc_lin[e, p] = d.cfrc_lin[e, p] + d.cfrc_lin[e, i]
         for k in range(d.nv):
             b = d.dof_body[k]
             d.bias[e, k] = d.cdof_ang[e, k].dot(d.cfrc_ang[e, b]) + d.cdof_lin[e, k].dot(d.cfrc_lin[e, b])
@@ -107,8 +109,8 @@ def _tendons(d: ti.template(), e):
         force = -d.ten_stiffness[t] * stretch - d.ten_damping[t] * vel
         for w in range(d.ten_adr[t], d.ten_adr[t] + d.ten_num[t]):
             k, coef = d.wrap_dof[w], d.wrap_coef[w]
-            d.qfrc_smooth[e, k] += coef * force
-            d.implicit_gain[e, k] += d.ten_damping[t] * coef * coef
+            d.qfrc_smooth[e, k] = d.qfrc_smooth[e, k] + coef * force
+            d.implicit_gain[e, k] = d.implicit_gain[e, k] + d.ten_damping[t] * coef * coef
 
 
 @ti.func
@@ -131,13 +133,13 @@ def _actuators(d: ti.template(), e):
         if clamped == force:
             implicit = -bias[2]
         if d.act_trntype[a] == TRN_JOINT:
-            d.act_qfrc[e, t] += gear * clamped
-            d.implicit_gain[e, t] += implicit * gear * gear
+            d.act_qfrc[e, t] = d.act_qfrc[e, t] + gear * clamped
+            d.implicit_gain[e, t] = d.implicit_gain[e, t] + implicit * gear * gear
         else:
             for w in range(d.ten_adr[t], d.ten_adr[t] + d.ten_num[t]):
                 k, arm = d.wrap_dof[w], gear * d.wrap_coef[w]
-                d.act_qfrc[e, k] += arm * clamped
-                d.implicit_gain[e, k] += implicit * arm * arm
+                d.act_qfrc[e, k] = d.act_qfrc[e, k] + arm * clamped
+                d.implicit_gain[e, k] = d.implicit_gain[e, k] + implicit * arm * arm
 
 
 @ti.kernel
@@ -170,11 +172,11 @@ def smooth_acceleration(d: ti.template(), dt: float):
             limited = ti.min(ti.max(actuation, d.dof_actfrc_lo[k]), d.dof_actfrc_hi[k])
             d.qfrc_smooth[e, k] = force + limited - d.bias[e, k]
             if mode != CTRL_FORCE and clamped == ctrl and limited == actuation:
-                d.implicit_gain[e, k] += d.dofs_kv[e, k]
+                d.implicit_gain[e, k] = d.implicit_gain[e, k] + d.dofs_kv[e, k]
         for a in range(d.nv):
-            for b in range(d.nv):
-                d.factor[e, a, b] = d.mass[e, a, b]
-            d.factor[e, a, a] += dt * d.implicit_gain[e, a]
+            d.ld_diag[e, a] = d.mass[e, a, a] + dt * d.implicit_gain[e, a]
+            for p in range(d.dof_ancadr[a], d.dof_ancadr[a] + d.dof_ancnum[a]):
+                d.ld[e, p] = d.mass[e, a, d.dof_anc[p]]
         factor_ldl(d, e)
         for k in range(d.nv):
             d.qacc[e, k] = d.qfrc_smooth[e, k]
@@ -183,18 +185,22 @@ def smooth_acceleration(d: ti.template(), dt: float):
 
 @ti.func
 def factor_ldl(d: ti.template(), e):
-    """In place: factor = L^T D L along the dof tree (D on the diagonal, L below it)."""
+    """In place: H = L^T D L along the dof tree, stored sparse as MuJoCo does: D in `ld_diag`,
+    and row k of L (its entries at k's ancestors) in `ld` at k's ancestor list (tree.py). The
+    ancestors of k's p-th ancestor i are the entries after it, and i's own row lists them in
+    the same order, so the update of row i is a walk along two contiguous runs."""
     for r in range(d.nv):
         k = d.nv - 1 - r
-        i = d.dof_parent[k]
-        while i >= 0:
-            ratio = d.factor[e, k, i] / d.factor[e, k, k]
-            j = i
-            while j >= 0:
-                d.factor[e, i, j] -= ratio * d.factor[e, k, j]
-                j = d.dof_parent[j]
-            d.factor[e, k, i] = ratio
-            i = d.dof_parent[i]
+        start, count = d.dof_ancadr[k], d.dof_ancnum[k]
+        diag = d.ld_diag[e, k]
+        for p in range(count):
+            i = d.dof_anc[start + p]
+            ratio = d.ld[e, start + p] / diag
+            d.ld_diag[e, i] = d.ld_diag[e, i] - ratio * d.ld[e, start + p]
+            row_i = d.dof_ancadr[i] - p - 1  # entry q of k's list is entry q - p - 1 of i's
+            for q in range(p + 1, count):
+                d.ld[e, row_i + q] = d.ld[e, row_i + q] - ratio * d.ld[e, start + q]
+            d.ld[e, start + p] = ratio
 
 
 @ti.func
@@ -202,14 +208,13 @@ def solve_ldl(d: ti.template(), e, x: ti.template()):
     """x[e, :] <- H^-1 x[e, :] with the factor from `factor_ldl`; x is (batch, nv)."""
     for r in range(d.nv):
         i = d.nv - 1 - r
-        j = d.dof_parent[i]
-        while j >= 0:
-            x[e, j] -= d.factor[e, i, j] * x[e, i]
-            j = d.dof_parent[j]
+        xi = x[e, i]
+        for p in range(d.dof_ancadr[i], d.dof_ancadr[i] + d.dof_ancnum[i]):
+            x[e, d.dof_anc[p]] = x[e, d.dof_anc[p]] - d.ld[e, p] * xi
     for i in range(d.nv):
-        x[e, i] /= d.factor[e, i, i]
+        x[e, i] = x[e, i] / d.ld_diag[e, i]
     for i in range(d.nv):
-        j = d.dof_parent[i]
-        while j >= 0:
-            x[e, i] -= d.factor[e, i, j] * x[e, j]
-            j = d.dof_parent[j]
+        acc = x[e, i]
+        for p in range(d.dof_ancadr[i], d.dof_ancadr[i] + d.dof_ancnum[i]):
+            acc -= d.ld[e, p] * x[e, d.dof_anc[p]]
+        x[e, i] = acc

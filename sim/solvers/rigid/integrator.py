@@ -1,5 +1,6 @@
 """Position update of the semi-implicit Euler step (MuJoCo's mj_integratePos): positions move
-with the new velocities; free and ball quaternions rotate by the body-frame angular velocity."""
+with the new velocities; free and ball quaternions rotate by the body-frame angular velocity.
+(`x = x + v`, not `x += v`: see dynamics.py, a field's `+=` is an atomic in a parallel loop.)"""
 
 import taichi as ti
 
@@ -26,9 +27,9 @@ def integrate_positions(d: ti.template(), dt: float):
             qa, da, jt = d.jnt_qadr[j], d.jnt_dadr[j], d.jnt_type[j]
             if jt == FREE:
                 for k in ti.static(range(3)):
-                    d.qpos[e, qa + k] += dt * d.dofs_vel[e, da + k]
+                    d.qpos[e, qa + k] = d.qpos[e, qa + k] + dt * d.dofs_vel[e, da + k]
                 _rotate_quat(d, e, qa + 3, da + 3, dt)
             elif jt == BALL:
                 _rotate_quat(d, e, qa, da, dt)
             else:
-                d.qpos[e, qa] += dt * d.dofs_vel[e, da]
+                d.qpos[e, qa] = d.qpos[e, qa] + dt * d.dofs_vel[e, da]
