@@ -268,14 +268,58 @@ def solve_constraints(d: ti.template(), dt: float):
                 d.row_W[e, r, k] = d.row_solve[e, k]
                 a += d.row_J[e, r, k] * d.row_solve[e, k]
             d.row_A[e, r] = ti.max(a, 1e-12)
-        warmstart.initial_impulses(d, e)
-        for r in range(d.row_count[e]):
-            lam = d.row_lam[e, r]
-            if r >= 3 * d.con_count[e]:
-                lam = _project(d, e, r, lam)
-            d.row_lam[e, r] = 0.0
-            _apply(d, e, r, lam)
+        _warm_start(d, e)
         _sweeps(d, e)
+
+
+@ti.func
+def _group_end(d: ti.template(), e, start):
+    """Rows [start, end) form a group: the contacts between one pair of bodies, or all the
+    non-contact rows."""
+    end = d.row_count[e]
+    if start < 3 * d.con_count[e]:
+        c, bodies = start // 3 + 1, d.con_body[e, start // 3]
+        while c < d.con_count[e] and d.con_body[e, c][0] == bodies[0] and d.con_body[e, c][1] == bodies[1]:
+            c += 1
+        end = 3 * c
+    return end
+
+
+@ti.func
+def _warm_start(d: ti.template(), e):
+    """Applies the previous substep's impulses (warmstart.initial_impulses), then scales each
+    group's (see _group_end) by the alpha in [0, 1] that minimises the solver's objective
+    1/2 lam.A.lam + lam.(J v - b) along them, the other groups' applied: about 1 for resting
+    contacts, about 0 the substep after an impact, whose stopping impulse would otherwise come
+    back as a bounce (MuJoCo likewise keeps a warm start only where it beats a cold one)."""
+    warmstart.initial_impulses(d, e)
+    for r in range(d.row_count[e]):
+        lam = d.row_lam[e, r]
+        if r >= 3 * d.con_count[e]:
+            lam = _project(d, e, r, lam)
+        d.row_lam[e, r] = 0.0
+        _apply(d, e, r, lam)
+    start = 0
+    while start < d.row_count[e]:
+        end = _group_end(d, e, start)
+        for k in range(d.nv):
+            d.row_solve[e, k] = 0.0
+        for r in range(start, end):
+            for k in range(d.nv):
+                d.row_solve[e, k] += d.row_W[e, r, k] * d.row_lam[e, r]  # the group's own velocity change
+        slope, curvature = 0.0, 0.0
+        for r in range(start, end):
+            own = 0.0
+            for k in range(d.nv):
+                own += d.row_J[e, r, k] * d.row_solve[e, k]
+            curvature += d.row_lam[e, r] * own
+            slope += d.row_lam[e, r] * (_row_velocity(d, e, r) - own - d.row_b[e, r])
+        if curvature > 0:
+            alpha = ti.min(ti.max(-slope / curvature, 0.0), 1.0)
+            if alpha < 1.0:
+                for r in range(start, end):
+                    _apply(d, e, r, (alpha - 1.0) * d.row_lam[e, r])
+        start = end
 
 
 @ti.kernel
