@@ -231,21 +231,25 @@ def _sweeps(d: ti.template(), e):
             if kind != FRICTION:
                 lam = d.row_lam[e, r]
                 new = _project(d, e, r, lam + (d.row_b[e, r] - _row_velocity(d, e, r)) / d.row_A[e, r])
-                _apply(d, e, r, new - lam)
+                if new != lam:  # an inactive row stays at 0: nothing to apply
+                    _apply(d, e, r, new - lam)
                 change, size = ti.max(change, ti.abs(new - lam)), ti.max(size, ti.abs(new))
                 r += 1
             else:
-                l1 = d.row_lam[e, r] - _row_velocity(d, e, r) / d.row_A[e, r]
-                l2 = d.row_lam[e, r + 1] - _row_velocity(d, e, r + 1) / d.row_A[e, r + 1]
                 bound = d.row_mu[e, r] * d.row_lam[e, r - 1]
-                norm = ti.sqrt(l1 * l1 + l2 * l2)
-                if norm > bound:
-                    scale = bound / norm
-                    l1 *= scale
-                    l2 *= scale
+                l1, l2 = 0.0, 0.0  # no normal impulse (a speculative contact): no friction, no need to look
+                if bound > 0:
+                    l1 = d.row_lam[e, r] - _row_velocity(d, e, r) / d.row_A[e, r]
+                    l2 = d.row_lam[e, r + 1] - _row_velocity(d, e, r + 1) / d.row_A[e, r + 1]
+                    norm = ti.sqrt(l1 * l1 + l2 * l2)
+                    if norm > bound:
+                        scale = bound / norm
+                        l1 *= scale
+                        l2 *= scale
                 change = ti.max(change, ti.max(ti.abs(l1 - d.row_lam[e, r]), ti.abs(l2 - d.row_lam[e, r + 1])))
-                _apply(d, e, r, l1 - d.row_lam[e, r])
-                _apply(d, e, r + 1, l2 - d.row_lam[e, r + 1])
+                if l1 != d.row_lam[e, r] or l2 != d.row_lam[e, r + 1]:
+                    _apply(d, e, r, l1 - d.row_lam[e, r])
+                    _apply(d, e, r + 1, l2 - d.row_lam[e, r + 1])
                 r += 2
         if change <= 1e-6 * size:  # converged: later sweeps would change nothing that matters
             break
