@@ -303,7 +303,8 @@ def check_compatible(data: dict, meta: dict, path="checkpoint") -> None:
 
 
 def _by_key(field_layout) -> dict:
-    return {k: {"shape": list(shape), "dtype": dt} for k, shape, dt in field_layout}
+    """The layout's required fields by key (an optional one never makes a file incompatible)."""
+    return {k: {"shape": list(shape), "dtype": dt} for k, shape, dt in field_layout if not _optional(k)}
 
 
 def describe_differences(saved, current, where: str) -> list[str]:
