@@ -8,6 +8,10 @@ A plain pickle that `pickle.load` reads. `write` is atomic, follows the umask an
 a symlink (see write); it refuses what `read` would refuse. `read` unpickles through
 sim.safe_unpickle (nothing in a file runs or steers numpy) and returns a fully validated dict (see
 read). Compatibility failures raise `CheckpointError` naming what differs.
+
+A solver's warm-start arrays (fields named `warmstart_*`: impulses that only speed its next
+solve up) are optional: they stay out of the fingerprint, and a file or state without them loads
+them as zeros, which is a cold start. So files written before a solver added one keep loading.
 """
 
 from __future__ import annotations
@@ -32,6 +36,7 @@ MAX_STEP_INDEX = 2 ** 53  # every step count up to it is exact as a float64 (t *
 MAX_ENVS = 2 ** 31 - 1    # the device indexes envs with int32
 _FINGERPRINT = re.compile(r"[0-9a-f]{16}")
 _META_KEYS = ["format", "n_envs", "fingerprint", "layout", "scene"]
+OPTIONAL_PREFIX = "warmstart_"  # field names that may be missing (see the module doc)
 
 
 class CheckpointError(ValueError):
@@ -238,8 +243,14 @@ def layout(specs: dict, float_dtype) -> list[list]:
     return [[k, list(s.per_env_shape), s.np_dtype(float_dtype).str] for k, s in specs.items()]
 
 
+def _optional(key: str) -> bool:
+    return key.partition(".")[2].startswith(OPTIONAL_PREFIX)
+
+
 def fingerprint(description: dict, field_layout: list) -> str:
-    blob = json.dumps({"scene": description, "layout": field_layout}, sort_keys=True)
+    """Of the scene and its layout, optional fields left out."""
+    required = [entry for entry in field_layout if not _optional(entry[0])]
+    blob = json.dumps({"scene": description, "layout": required}, sort_keys=True)
     return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
 
@@ -268,9 +279,16 @@ def check_arrays(arrays: dict, field_layout: list, n_envs: int, what: str = "sta
                                   f"(was it saved with another precision?)")
 
 
+def with_optional(arrays: dict, field_layout: list, n_envs: int) -> dict:
+    """`arrays` plus zeros for each optional field of the layout it lacks (a cold warm start)."""
+    missing = {k: np.zeros(((n_envs,) if n_envs else ()) + tuple(shape), dtype=np.dtype(dt))
+               for k, shape, dt in field_layout if _optional(k) and k not in arrays}
+    return {**arrays, **missing} if missing else arrays
+
+
 def check_compatible(data: dict, meta: dict, path="checkpoint") -> None:
     """Raise CheckpointError naming the first differences between a file (as read() returns it)
-    and the scene's meta."""
+    and the scene's meta. Optional fields the file lacks are added to data["arrays"] as zeros."""
     file_meta = data.get("meta")
     if file_meta is not None:
         if file_meta["n_envs"] != meta["n_envs"]:
@@ -280,11 +298,13 @@ def check_compatible(data: dict, meta: dict, path="checkpoint") -> None:
             diffs = describe_differences(file_meta["scene"], meta["scene"], "scene")
             diffs += describe_differences(_by_key(file_meta["layout"]), _by_key(meta["layout"]), "layout")
             raise CheckpointError(f"{path} was saved for another scene: " + "; ".join(diffs[:5] or ["fingerprint differs"]))
+    data["arrays"] = with_optional(data["arrays"], meta["layout"], meta["n_envs"])
     check_arrays(data["arrays"], meta["layout"], meta["n_envs"], what=str(path))
 
 
 def _by_key(field_layout) -> dict:
-    return {k: {"shape": list(shape), "dtype": dt} for k, shape, dt in field_layout}
+    """The layout's required fields by key (an optional one never makes a file incompatible)."""
+    return {k: {"shape": list(shape), "dtype": dt} for k, shape, dt in field_layout if not _optional(k)}
 
 
 def describe_differences(saved, current, where: str) -> list[str]:

@@ -209,7 +209,7 @@ class Scene:
         state = self._init_state if state is None else state
         if not isinstance(state, SimState):
             raise TypeError(f"state must be a SimState (scene.get_state()), got {type(state).__name__}")
-        arrays = state.arrays()
+        arrays = checkpoint.with_optional(state.arrays(), self._meta["layout"], self.n_envs)
         checkpoint.check_arrays(arrays, self._meta["layout"], self.n_envs)
         if envs_idx is None:
             if self.n_envs == 0:

@@ -32,6 +32,7 @@ PANDA = "xml/franka_emika_panda/panda.xml"
 PANDA_Y = 3.0                # the panda and its box stand beside the go2
 HALF, BOX_X = 0.02, 0.5      # a 4 cm cube (density 500: 32 g) on the floor in front of the panda
 GAINS = [(20.0, 0.5, 0.42), (100.0, 2.0, 0.33)]  # per env: kp, kv, start height (Genesis's go2 env; a stiff stance)
+SNAP, REPLAY = 300, 10       # a state taken mid-grasp (t = 3 s) and the steps replayed from it
 
 
 def stiff_mujoco(spec: mujoco.MjSpec, dt: float, margin: float = 0.0) -> mujoco.MjModel:
@@ -160,6 +161,10 @@ def robots():
         ctrl = panda_ctrl(i * DT, plan)
         solver.control_actuators(panda, np.tile(ctrl, (len(GAINS), 1)))
         scene.step()
+        if i == SNAP:
+            snap = scene.get_state()
+        elif i == SNAP + REPLAY:
+            after = scene.get_state()
         box_z.append(box.get_pos().numpy()[:, 2].astype(np.float64))
         arm_err.append(np.abs(panda.get_qpos().numpy()[:, :7] - ctrl[:7]).max())
         heights.append(go2.get_qpos().numpy()[:, 2].astype(np.float64))
@@ -167,7 +172,9 @@ def robots():
     ant_q = ant.get_qpos().numpy().astype(np.float64)
     ant_q[:, 0] -= ANT_X
     fingers = panda.get_link("left_finger").get_pos().numpy()
-    return {"panda": (np.array(box_z), np.array(arm_err), box.get_pos().numpy() - fingers),
+    return {"resume": (scene, lambda i: solver.control_actuators(panda, np.tile(panda_ctrl(i * DT, plan), (2, 1))),
+                       snap, after),
+            "panda": (np.array(box_z), np.array(arm_err), box.get_pos().numpy() - fingers),
             "go2": (go2.get_qpos().numpy().astype(np.float64), np.array(heights)),
             "ant": (ant_q, np.array(ant_heights), np.abs(ant.get_dofs_velocity().numpy()).max(axis=1))}
 
@@ -229,3 +236,49 @@ def test_panda_holds_its_pose_then_lifts_a_box_10_cm_and_holds_it_2_s(robots):
     assert (box_z[held] > HALF + 0.09).all(), box_z[held].min(axis=0)
     assert np.ptp(box_z[held], axis=0).max() < 5e-3, np.ptp(box_z[held], axis=0)  # does not slip out
     assert np.linalg.norm(box_from_finger, axis=1).max() < 0.05, box_from_finger
+
+
+def test_warm_start_impulses_resume_bit_exact_from_a_state_or_a_checkpoint(robots, tmp_path):
+    """The constraint solver's warm-start impulses (RigidSolver.warmstart_*) are state: a resumed
+    run equals the uninterrupted one bit for bit, a partial reset clears them for those envs, and
+    a checkpoint written before they existed (no warmstart_* arrays, its fingerprint without
+    them) loads them as zeros: a cold start, which then takes another trajectory."""
+    from sim import checkpoint
+
+    scene, control, snap, after = robots["resume"]
+    warm = [k for k in snap.keys() if ".warmstart_" in k]
+    assert np.abs(snap["RigidSolver.warmstart_con_impulse"]).max() > 0
+    assert np.abs(snap["RigidSolver.warmstart_row"]).max() > 0   # the finger equality, limits
+
+    def replay():
+        for i in range(SNAP + 1, SNAP + REPLAY + 1):
+            control(i)
+            scene.step()
+        return scene.get_state()
+
+    def same(a, b):
+        return all(np.array_equal(a[k], b[k]) for k in a.keys())
+
+    scene.reset(state=snap)
+    assert same(replay(), after)
+    scene.reset(state=snap)
+    scene.save_checkpoint(tmp_path / "mid.pkl")
+    scene.reset()
+    scene.load_checkpoint(tmp_path / "mid.pkl")
+    assert same(replay(), after)
+
+    scene.reset(state=snap)
+    scene.reset(envs_idx=[1])
+    state = scene.get_state()
+    assert all(np.array_equal(state[k][0], snap[k][0]) and not state[k][1].any() for k in warm)
+
+    meta = scene.checkpoint_meta()
+    old_meta = checkpoint.make_meta(meta["scene"], [e for e in meta["layout"] if e[0] not in warm], 2)
+    assert old_meta["fingerprint"] == meta["fingerprint"]
+    old_arrays = {k: v for k, v in snap.arrays().items() if k not in warm}
+    checkpoint.write(tmp_path / "old.pkl", old_arrays, SNAP + 1, old_meta)
+    scene.load_checkpoint(tmp_path / "old.pkl")
+    state = scene.get_state()
+    assert scene.t == SNAP + 1 and all(not state[k].any() for k in warm)
+    assert all(np.array_equal(state[k], snap[k]) for k in snap.keys() if k not in warm)
+    assert not same(replay(), after)

@@ -7,7 +7,9 @@ dense Delassus matrix (each row keeps W = H^-1 J^T, O(rows * dofs) memory), it i
 deterministic, and it stops bodies exactly at contact: a row asks J v_next >= b with
 b = gap / dt for a speculative contact (gap > 0: may close the gap, no more) and
 b = baumgarte * (depth - slop) / dt for a penetrating one. Friction is a Coulomb disk
-|lambda_t| <= mu lambda_n per contact. Restitution is zero.
+|lambda_t| <= mu lambda_n per contact. Restitution is zero. The sweeps start from the previous
+substep's impulses (warmstart.py; scaled per body pair, see _warm_start): cold, resting stacks
+needed ~1000 sweeps per substep to stop rocking.
 Where no constraint is active this leaves MuJoCo's semi-implicit Euler step untouched.
 
 Approximations of MuJoCo's soft constraints (solref / solimp), stated: limits are hard (a
@@ -20,6 +22,7 @@ solref counts as 0.02 s); frictionloss is a row whose impulse is bounded by fric
 
 import taichi as ti
 
+from sim.solvers.rigid import warmstart
 from sim.solvers.rigid.dynamics import solve_ldl
 from sim.solvers.rigid.math3d import quat_mul, quat_rotate, tangent_frame
 from sim.solvers.rigid.elements import EQ_JOINT, EQ_WELD
@@ -77,7 +80,7 @@ def _build_rows(d: ti.template(), e, dt):
                 if depth > -d.margin - dt * ti.abs(d.dofs_vel[e, k] + dt * d.qacc[e, k]) and n < d.max_rows:
                     _clear_row(d, e, n)
                     d.row_J[e, n, k] = sign
-                    d.row_kind[e, n] = UNILATERAL
+                    d.row_kind[e, n], d.row_key[e, n] = UNILATERAL, 2 * j + side
                     d.row_b[e, n] = _target(d, depth, dt)
                     n += 1
     for t in range(d.ntendon):
@@ -91,20 +94,23 @@ def _build_rows(d: ti.template(), e, dt):
             depth = sign * (d.ten_range[t][side] - length) + d.ten_margin[t]
             if d.ten_limited[t] and depth > -d.margin - dt * speed and n < d.max_rows:
                 _tendon_row(d, e, n, t, sign)
-                d.row_kind[e, n] = UNILATERAL
+                d.row_kind[e, n], d.row_key[e, n] = UNILATERAL, 2 * d.njnt + 2 * t + side
                 d.row_b[e, n] = _target(d, depth, dt)
                 n += 1
         if d.ten_frictionloss[t] > 0 and n < d.max_rows:
             _tendon_row(d, e, n, t, 1.0)
             d.row_kind[e, n], d.row_b[e, n], d.row_mu[e, n] = BOXED, 0.0, d.ten_frictionloss[t] * dt
+            d.row_key[e, n] = 2 * d.njnt + 2 * d.ntendon + t
             n += 1
     for k in range(d.nv):
         if d.dof_frictionloss[k] > 0 and n < d.max_rows:
             _clear_row(d, e, n)
             d.row_J[e, n, k] = 1.0
             d.row_kind[e, n], d.row_b[e, n], d.row_mu[e, n] = BOXED, 0.0, d.dof_frictionloss[k] * dt
+            d.row_key[e, n] = 2 * d.njnt + 3 * d.ntendon + k
             n += 1
     for q in range(d.neq):
+        key = 2 * d.njnt + 3 * d.ntendon + d.nv + 6 * q  # 6 keys per equality (warmstart.row_key_count)
         tc = d.eq_timeconst[q]
         if tc <= 0:
             tc = 0.02
@@ -112,7 +118,7 @@ def _build_rows(d: ti.template(), e, dt):
         if d.eq_type[q] == EQ_JOINT:
             if n < d.max_rows:
                 err = _joint_equality_row(d, e, n, q)
-                d.row_kind[e, n], d.row_b[e, n] = BILATERAL, -rate * err
+                d.row_kind[e, n], d.row_b[e, n], d.row_key[e, n] = BILATERAL, -rate * err, key
                 n += 1
         elif n + (6 if d.eq_type[q] == EQ_WELD else 3) <= d.max_rows:
             b1, b2 = d.eq_obj[q][0], d.eq_obj[q][1]
@@ -125,9 +131,12 @@ def _build_rows(d: ti.template(), e, dt):
                 _point_jacobian(d, e, n + r, b1, p1, axis, 1.0)
                 _point_jacobian(d, e, n + r, b2, p2, axis, -1.0)
                 d.row_kind[e, n + r], d.row_b[e, n + r] = BILATERAL, -rate * (p1[r] - p2[r])
+                d.row_key[e, n + r] = key + r
             n += 3
             if d.eq_type[q] == EQ_WELD:
                 _weld_rotation_rows(d, e, n, q, rate)
+                for r in ti.static(range(3)):
+                    d.row_key[e, n + r] = key + 3 + r
                 n += 3
     d.row_count[e] = n
 
@@ -203,6 +212,17 @@ def _row_velocity(d: ti.template(), e, row):
 
 
 @ti.func
+def _project(d: ti.template(), e, r, lam):
+    """A non-friction row's impulse cut to its bounds."""
+    kind = d.row_kind[e, r]
+    if kind == UNILATERAL:
+        lam = ti.max(lam, 0.0)
+    elif kind == BOXED:
+        lam = ti.min(ti.max(lam, -d.row_mu[e, r]), d.row_mu[e, r])
+    return lam
+
+
+@ti.func
 def _sweeps(d: ti.template(), e):
     """Gauss-Seidel sweeps over the env's rows until the impulses settle."""
     for _ in range(d.iterations):
@@ -212,26 +232,26 @@ def _sweeps(d: ti.template(), e):
             kind = d.row_kind[e, r]
             if kind != FRICTION:
                 lam = d.row_lam[e, r]
-                new = lam + (d.row_b[e, r] - _row_velocity(d, e, r)) / d.row_A[e, r]
-                if kind == UNILATERAL:
-                    new = ti.max(new, 0.0)
-                elif kind == BOXED:
-                    new = ti.min(ti.max(new, -d.row_mu[e, r]), d.row_mu[e, r])
-                _apply(d, e, r, new - lam)
+                new = _project(d, e, r, lam + (d.row_b[e, r] - _row_velocity(d, e, r)) / d.row_A[e, r])
+                if new != lam:  # an inactive row stays at 0: nothing to apply
+                    _apply(d, e, r, new - lam)
                 change, size = ti.max(change, ti.abs(new - lam)), ti.max(size, ti.abs(new))
                 r += 1
             else:
-                l1 = d.row_lam[e, r] - _row_velocity(d, e, r) / d.row_A[e, r]
-                l2 = d.row_lam[e, r + 1] - _row_velocity(d, e, r + 1) / d.row_A[e, r + 1]
                 bound = d.row_mu[e, r] * d.row_lam[e, r - 1]
-                norm = ti.sqrt(l1 * l1 + l2 * l2)
-                if norm > bound:
-                    scale = bound / norm
-                    l1 *= scale
-                    l2 *= scale
+                l1, l2 = 0.0, 0.0  # no normal impulse (a speculative contact): no friction, no need to look
+                if bound > 0:
+                    l1 = d.row_lam[e, r] - _row_velocity(d, e, r) / d.row_A[e, r]
+                    l2 = d.row_lam[e, r + 1] - _row_velocity(d, e, r + 1) / d.row_A[e, r + 1]
+                    norm = ti.sqrt(l1 * l1 + l2 * l2)
+                    if norm > bound:
+                        scale = bound / norm
+                        l1 *= scale
+                        l2 *= scale
                 change = ti.max(change, ti.max(ti.abs(l1 - d.row_lam[e, r]), ti.abs(l2 - d.row_lam[e, r + 1])))
-                _apply(d, e, r, l1 - d.row_lam[e, r])
-                _apply(d, e, r + 1, l2 - d.row_lam[e, r + 1])
+                if l1 != d.row_lam[e, r] or l2 != d.row_lam[e, r + 1]:
+                    _apply(d, e, r, l1 - d.row_lam[e, r])
+                    _apply(d, e, r + 1, l2 - d.row_lam[e, r + 1])
                 r += 2
         if change <= 1e-6 * size:  # converged: later sweeps would change nothing that matters
             break
@@ -239,7 +259,8 @@ def _sweeps(d: ti.template(), e):
 
 @ti.kernel
 def solve_constraints(d: ti.template(), dt: float):
-    """qvel <- qvel + dt * qacc, then the constraint impulses that make it admissible."""
+    """qvel <- qvel + dt * qacc, then the constraint impulses that make it admissible, starting
+    from the previous substep's (see warmstart)."""
     for e in range(d.batch):
         for k in range(d.nv):
             d.dofs_vel[e, k] += dt * d.qacc[e, k]
@@ -253,8 +274,58 @@ def solve_constraints(d: ti.template(), dt: float):
                 d.row_W[e, r, k] = d.row_solve[e, k]
                 a += d.row_J[e, r, k] * d.row_solve[e, k]
             d.row_A[e, r] = ti.max(a, 1e-12)
-            d.row_lam[e, r] = 0.0
+        _warm_start(d, e)
         _sweeps(d, e)
+
+
+@ti.func
+def _group_end(d: ti.template(), e, start):
+    """Rows [start, end) form a group: the contacts between one pair of bodies, or all the
+    non-contact rows."""
+    end = d.row_count[e]
+    if start < 3 * d.con_count[e]:
+        c, bodies = start // 3 + 1, d.con_body[e, start // 3]
+        while c < d.con_count[e] and d.con_body[e, c][0] == bodies[0] and d.con_body[e, c][1] == bodies[1]:
+            c += 1
+        end = 3 * c
+    return end
+
+
+@ti.func
+def _warm_start(d: ti.template(), e):
+    """Applies the previous substep's impulses (warmstart.initial_impulses), then scales each
+    group's (see _group_end) by the alpha in [0, 1] that minimises the solver's objective
+    1/2 lam.A.lam + lam.(J v - b) along them, the other groups' applied: about 1 for resting
+    contacts, about 0 the substep after an impact, whose stopping impulse would otherwise come
+    back as a bounce (MuJoCo likewise keeps a warm start only where it beats a cold one)."""
+    warmstart.initial_impulses(d, e)
+    for r in range(d.row_count[e]):
+        lam = d.row_lam[e, r]
+        if r >= 3 * d.con_count[e]:
+            lam = _project(d, e, r, lam)
+        d.row_lam[e, r] = 0.0
+        _apply(d, e, r, lam)
+    start = 0
+    while start < d.row_count[e]:
+        end = _group_end(d, e, start)
+        for k in range(d.nv):
+            d.row_solve[e, k] = 0.0
+        for r in range(start, end):
+            for k in range(d.nv):
+                d.row_solve[e, k] += d.row_W[e, r, k] * d.row_lam[e, r]  # the group's own velocity change
+        slope, curvature = 0.0, 0.0
+        for r in range(start, end):
+            own = 0.0
+            for k in range(d.nv):
+                own += d.row_J[e, r, k] * d.row_solve[e, k]
+            curvature += d.row_lam[e, r] * own
+            slope += d.row_lam[e, r] * (_row_velocity(d, e, r) - own - d.row_b[e, r])
+        if curvature > 0:
+            alpha = ti.min(ti.max(-slope / curvature, 0.0), 1.0)
+            if alpha < 1.0:
+                for r in range(start, end):
+                    _apply(d, e, r, (alpha - 1.0) * d.row_lam[e, r])
+        start = end
 
 
 @ti.kernel
@@ -265,7 +336,8 @@ def relax_constraints(d: ti.template()):
     joint that starts 0.5 rad past its limit leaves it at 10 rad/s and flies to the other end
     of its range (gymnasium's ant, whose ankles start outside their range). Contact rows keep
     their Baumgarte push (a penetration beyond the slop is rare and small; relaxing them left
-    a resting box rocking at 3e-3 rad/s)."""
+    a resting box rocking at 3e-3 rad/s).
+    Then keeps every env's impulses for the next substep's warm start."""
     for e in range(d.batch):
         pushed = False
         for r in range(3 * d.con_count[e], d.row_count[e]):  # limit rows (contacts: 3 rows each, first)
@@ -274,3 +346,4 @@ def relax_constraints(d: ti.template()):
                 pushed = True
         if pushed:
             _sweeps(d, e)
+        warmstart.keep_impulses(d, e)

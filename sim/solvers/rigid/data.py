@@ -208,6 +208,15 @@ class RigidData:
         self.pvel_ang, self.pvel_lin = vec3(nb), vec3(nb)
         self.geom_reach = ti.field(ti_float, shape=(batch, ng))
 
+        # ---- warm start (warmstart.py): the previous substep's impulses (state fields), a
+        # non-contact row's key into warmstart_row, matching of old and new contacts
+        self.warmstart_count, self.warmstart_row = state["warmstart_count"], state["warmstart_row"]
+        self.warmstart_con_body, self.warmstart_con_pos = state["warmstart_con_body"], state["warmstart_con_pos"]
+        self.warmstart_con_impulse = state["warmstart_con_impulse"]
+        self.row_key = ti.field(ti.i32, shape=(batch, nr))
+        self.warm_free = ti.field(ti.i32, shape=self.warmstart_con_pos.shape)
+        self.warm_match = ti.field(ti.i32, shape=(batch, nc))  # each new contact's old one (-1: none)
+
 
 def constraint_rows(model: ModelArrays, max_contacts: int) -> int:
     """Most constraint rows one env can have: 3 per contact, 2 per limited joint or tendon,

@@ -39,7 +39,7 @@ class RigidOptions:
     parent and child bodies) is refused; integrator: implicitfast semantics (damping and servo kv
     implicit), so Euler is refused; the fields in GENESIS_ONLY are accepted with no effect."""
 
-    iterations: int = 30
+    iterations: int = 100  # Genesis's default; the sweeps stop early once the impulses settle
     baumgarte: float = 0.2
     contact_slop: float = 1e-3
     contact_margin: float = 0.0

@@ -15,7 +15,7 @@ import numpy as np
 
 from sim import morphs, runtime
 from sim.solvers.base import FLOAT, FieldSpec, Solver, register_solver, to_plain
-from sim.solvers.rigid import broadphase, collision, constraint, dynamics, integrator, kinematics
+from sim.solvers.rigid import broadphase, collision, constraint, dynamics, integrator, kinematics, warmstart
 from sim.solvers.rigid.data import RigidData
 from sim.field_access import scatter
 from sim.solvers.rigid.entity import RigidEntity
@@ -93,6 +93,7 @@ class RigidSolver(ExternalForceAPI, Solver):
 
     def state_specs(self):
         nq, nv, nl = max(self.model.nq, 1), max(self.model.nv, 1), max(self.n_links, 1)
+        mdl, _, max_contacts = self._built_model()
         return [FieldSpec("qpos", (nq,)), FieldSpec("dofs_vel", (nv,)),
                 FieldSpec("links_pos", (nl,), FLOAT, (3,)), FieldSpec("links_quat", (nl,), FLOAT, (4,)),
                 FieldSpec("ctrl_mode", (nv,), "int32"), FieldSpec("ctrl_pos", (nv,)), FieldSpec("ctrl_vel", (nv,)),
@@ -100,16 +101,21 @@ class RigidSolver(ExternalForceAPI, Solver):
                 FieldSpec("ctrl", (max(self.model.nact, 1),)),
                 FieldSpec("links_mass_shift", (nl,), reset_keeps=True),
                 FieldSpec("links_COM_shift", (nl,), FLOAT, (3,), reset_keeps=True),
-                FieldSpec("geoms_friction_ratio", (max(self.model.ngeom, 1),), reset_keeps=True)]
+                FieldSpec("geoms_friction_ratio", (max(self.model.ngeom, 1),), reset_keeps=True),
+                *warmstart.state_specs(mdl, max_contacts)]
+
+    def _built_model(self):
+        """The model the solver builds (after the options, see build_inputs), its candidate pairs
+        and its contact capacity per env."""
+        mdl, pairs = build_inputs(self)
+        return mdl, pairs, max(1, min(int(pairs.arrays["pair_cap"].sum()), self.options.max_contacts))
 
     def candidate_pairs(self) -> broadphase.PairList:
         """The geom pairs that may touch, with their contact parameters (see broadphase)."""
         return broadphase.candidate_pairs(self.model)
 
     def build(self, n_envs, batch, state):
-        mdl, pairs = build_inputs(self)  # the model and pairs left by the options that remove constraints
-        possible = int(pairs.arrays["pair_cap"].sum())
-        max_contacts = max(1, min(possible, self.options.max_contacts))
+        mdl, pairs, max_contacts = self._built_model()  # left by the options that remove constraints
         dt = self.sim_options.dt / self.sim_options.substeps
         self.n_envs, self.batch = n_envs, batch
         self.data = RigidData(mdl, pairs, batch, state, runtime.config().ti_float, max_contacts,
