@@ -50,7 +50,7 @@ def _point_jacobian(d: ti.template(), e, row, body, point, direction, sign):
     """Adds sign * direction . (velocity of `point` moving with `body`) to the row."""
     k = d.body_lastdof[body]
     while k >= 0:
-        d.row_J[e, row, k] += sign * direction.dot(d.cdof_lin[e, k] + d.cdof_ang[e, k].cross(point))
+        d.row_J[e, row, k] = d.row_J[e, row, k] + (sign * direction.dot(d.cdof_lin[e, k] + d.cdof_ang[e, k].cross(point)))
         k = d.dof_parent[k]
 
 
@@ -167,7 +167,7 @@ def _angular_jacobian(d: ti.template(), e, row, body, direction, sign):
     """Adds sign * direction . (angular velocity of `body`) to the row."""
     k = d.body_lastdof[body]
     while k >= 0:
-        d.row_J[e, row, k] += sign * direction.dot(d.cdof_ang[e, k])
+        d.row_J[e, row, k] = d.row_J[e, row, k] + (sign * direction.dot(d.cdof_ang[e, k]))
         k = d.dof_parent[k]
 
 
@@ -175,7 +175,7 @@ def _angular_jacobian(d: ti.template(), e, row, body, direction, sign):
 def _tendon_row(d: ti.template(), e, row, t, sign):
     _clear_row(d, e, row)
     for w in range(d.ten_adr[t], d.ten_adr[t] + d.ten_num[t]):
-        d.row_J[e, row, d.wrap_dof[w]] += sign * d.wrap_coef[w]
+        d.row_J[e, row, d.wrap_dof[w]] = d.row_J[e, row, d.wrap_dof[w]] + (sign * d.wrap_coef[w])
 
 
 @ti.func
@@ -192,15 +192,15 @@ def _joint_equality_row(d: ti.template(), e, row, q):
     slope = c[1] + x * (2.0 * c[2] + x * (3.0 * c[3] + x * 4.0 * c[4]))
     d.row_J[e, row, d.jnt_dadr[j1]] = 1.0
     if j2 >= 0:
-        d.row_J[e, row, d.jnt_dadr[j2]] -= slope
+        d.row_J[e, row, d.jnt_dadr[j2]] = d.row_J[e, row, d.jnt_dadr[j2]] - slope
     return d.qpos[e, d.jnt_qadr[j1]] - d.eq_ref[q][0] - poly
 
 
 @ti.func
 def _apply(d: ti.template(), e, row, delta):
-    d.row_lam[e, row] += delta
+    d.row_lam[e, row] = d.row_lam[e, row] + delta
     for k in range(d.nv):
-        d.dofs_vel[e, k] += d.row_W[e, row, k] * delta
+        d.dofs_vel[e, k] = d.dofs_vel[e, k] + (d.row_W[e, row, k] * delta)
 
 
 @ti.func
@@ -263,7 +263,7 @@ def solve_constraints(d: ti.template(), dt: float):
     from the previous substep's (see warmstart)."""
     for e in range(d.batch):
         for k in range(d.nv):
-            d.dofs_vel[e, k] += dt * d.qacc[e, k]
+            d.dofs_vel[e, k] = d.dofs_vel[e, k] + (dt * d.qacc[e, k])
         _build_rows(d, e, dt)
         for r in range(d.row_count[e]):
             for k in range(d.nv):
@@ -312,7 +312,7 @@ def _warm_start(d: ti.template(), e):
             d.row_solve[e, k] = 0.0
         for r in range(start, end):
             for k in range(d.nv):
-                d.row_solve[e, k] += d.row_W[e, r, k] * d.row_lam[e, r]  # the group's own velocity change
+                d.row_solve[e, k] = d.row_solve[e, k] + (d.row_W[e, r, k] * d.row_lam[e, r])  # the group's own velocity change
         slope, curvature = 0.0, 0.0
         for r in range(start, end):
             own = 0.0

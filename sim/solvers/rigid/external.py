@@ -52,11 +52,11 @@ def _apply(d: ti.template(), w: ti.template()):
                 tau_o = tau + d.xpos[e, b].cross(f)  # the wrench about the world origin
                 k = d.body_lastdof[b]
                 while k >= 0:
-                    d.qfrc_applied[e, k] += d.cdof_ang[e, k].dot(tau_o) + d.cdof_lin[e, k].dot(f)
+                    d.qfrc_applied[e, k] = d.qfrc_applied[e, k] + (d.cdof_ang[e, k].dot(tau_o) + d.cdof_lin[e, k].dot(f))
                     k = d.dof_parent[k]
         solve_ldl(d, e, d.qfrc_applied)
         for k in range(d.nv):
-            d.qacc[e, k] += d.qfrc_applied[e, k]
+            d.qacc[e, k] = d.qacc[e, k] + d.qfrc_applied[e, k]
 
 
 @ti.data_oriented
