@@ -240,6 +240,7 @@ def test_file_morph_arguments_are_checked():
     ('<actuator><general joint="j" gaintype="affine"/></actuator>', "gaintype"),
     ('<option><flag eulerdamp="disable"/></option>', "eulerdamp"),
     ('<option><flag constraint="disable"/></option>', "constraint"),
+    ('<option><flag warmstart="disable"/></option>', "warmstart"),
     ('<tendon><spatial><site site="s"/><site site="s2"/></spatial></tendon>', "spatial"),
 ])
 def test_unsupported_elements_are_refused_by_name(extra, needle):

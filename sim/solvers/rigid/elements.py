@@ -3,11 +3,12 @@
 
 Flags are per model file (an entity), as MuJoCo has them per model. Honoured here:
 gravity, limit, frictionloss, actuation, equality, spring, damper, clampctrl. Accepted with no
-effect (nothing they change exists here): warmstart, sensor, refsafe (a time constant below two
+effect (nothing they change exists here): sensor, refsafe (a time constant below two
 steps is always raised to two steps), autoreset, island, the collision algorithm choices midphase,
 nativeccd and multiccd (our narrow phase is its own), and the energy / fwdinv / invdiscrete enable
 flags. The contact flags contact and filterparent (honoured) and override (refused) are the
-collision module's (geometry.py). Anything else set, constraint="disable" included, is refused by name.
+collision module's (geometry.py). Anything else set is refused by name: constraint="disable", and
+warmstart="disable" (the constraint solver warm-starts every scene's impulses: constraint.py).
 
 Actuators: a joint actuator that is a shorthand of MuJoCo's general actuator (motor: gain only;
 position: bias = (0, -kp, -kv); velocity: bias = (0, 0, -kv)), alone on its hinge or slide joint,
@@ -30,7 +31,7 @@ DSBL = mujoco.mjtDisableBit
 HONOURED = {"gravity": DSBL.mjDSBL_GRAVITY, "limit": DSBL.mjDSBL_LIMIT, "frictionloss": DSBL.mjDSBL_FRICTIONLOSS,
             "actuation": DSBL.mjDSBL_ACTUATION, "equality": DSBL.mjDSBL_EQUALITY, "spring": DSBL.mjDSBL_SPRING,
             "damper": DSBL.mjDSBL_DAMPER, "clampctrl": DSBL.mjDSBL_CLAMPCTRL}
-NO_EFFECT = {DSBL.mjDSBL_WARMSTART, DSBL.mjDSBL_SENSOR, DSBL.mjDSBL_REFSAFE, DSBL.mjDSBL_AUTORESET,
+NO_EFFECT = {DSBL.mjDSBL_SENSOR, DSBL.mjDSBL_REFSAFE, DSBL.mjDSBL_AUTORESET,
              DSBL.mjDSBL_ISLAND, DSBL.mjDSBL_MIDPHASE, DSBL.mjDSBL_NATIVECCD, DSBL.mjDSBL_MULTICCD}
 COLLISION_FLAGS = {DSBL.mjDSBL_CONTACT, DSBL.mjDSBL_FILTERPARENT}
 ENBL = mujoco.mjtEnableBit
