@@ -12,13 +12,12 @@ angular speed of any free body at the end (rad/s).
 import argparse
 import os
 import sys
-import time
 
 import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from profile_rigid import timed_stages  # noqa: E402
+from profile_rigid import profile_steps  # noqa: E402
 
 LEGS = [f"{leg}_{part}_joint" for leg in ("FR", "FL", "RR", "RL") for part in ("hip", "thigh", "calf")]
 STAND = np.array([0.0, 0.8, -1.5, 0.0, 0.8, -1.5, 0.0, 1.0, -1.5, 0.0, 1.0, -1.5])
@@ -70,20 +69,8 @@ def main():
     scene, angular = build(gs, args.scene, args.envs, args.iterations)
     for _ in range(args.settle):
         scene.step()
-    totals = timed_stages(ti)
-    ti.sync()
-    start = time.process_time()
-    for _ in range(args.steps):
-        scene.step()
-    ti.sync()
-    whole = time.process_time() - start
-    per = 1e6 / (args.steps * args.envs)
-    spin = np.abs(angular()).max()
-    print(f"{args.scene}, {args.envs} envs, {args.steps} steps after {args.settle}: CPU us per env-step")
-    for name, seconds in sorted(totals.items(), key=lambda kv: -kv[1]):
-        print(f"  {name:22s} {seconds * per:8.2f}")
-    print(f"  {'step, synced stages':22s} {whole * per:8.2f}")
-    print(f"  largest angular speed of a free body: {spin:.1e} rad/s")
+    profile_steps(ti, scene, args.steps, args.envs, f"{args.scene}, {args.envs} envs, {args.steps} steps after {args.settle}")
+    print(f"  largest angular speed of a free body: {np.abs(angular()).max():.1e} rad/s")
 
 
 if __name__ == "__main__":

@@ -51,6 +51,23 @@ def timed_stages(ti):
     return totals
 
 
+def profile_steps(ti, scene, steps, n_envs, title):
+    """Times `steps` scene steps stage by stage and prints CPU us per env-step under `title`."""
+    totals = timed_stages(ti)
+    ti.sync()
+    start = time.process_time()
+    for _ in range(steps):
+        scene.step()
+    ti.sync()
+    whole = time.process_time() - start
+    per = 1e6 / (steps * n_envs)
+    print(f"{title}: CPU us per env-step")
+    for name, seconds in sorted(totals.items(), key=lambda kv: -kv[1]):
+        print(f"  {name:22s} {seconds * per:8.2f}")
+    print(f"  {'(other)':22s} {(whole - sum(totals.values())) * per:8.2f}")
+    print(f"  {'step, synced stages':22s} {whole * per:8.2f}")
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--model", default="panda_mesh", choices=["franka", "panda_mesh"])
@@ -67,19 +84,7 @@ def main():
     scene, _ = build_scene(gs, args.envs, args.model)
     for _ in range(5):  # compile and settle
         scene.step()
-    totals = timed_stages(ti)
-    ti.sync()
-    start = time.process_time()
-    for _ in range(args.steps):
-        scene.step()
-    ti.sync()
-    whole = time.process_time() - start
-    per = 1e6 / (args.steps * args.envs)
-    print(f"{args.model}, {args.envs} envs, {args.steps} steps, {args.backend}: CPU us per env-step")
-    for name, seconds in sorted(totals.items(), key=lambda kv: -kv[1]):
-        print(f"  {name:22s} {seconds * per:8.2f}")
-    print(f"  {'(other)':22s} {(whole - sum(totals.values())) * per:8.2f}")
-    print(f"  {'step, synced stages':22s} {whole * per:8.2f}")
+    profile_steps(ti, scene, args.steps, args.envs, f"{args.model}, {args.envs} envs, {args.steps} steps, {args.backend}")
 
 
 if __name__ == "__main__":
